@@ -1,0 +1,66 @@
+"""The student network (MobileNetV2) and the model-file format shared by all stages.
+
+A model file (models/<method>.pt) is a dict:
+  arch: "mobilenet_v2"; method: str; image_size: int (side the model was trained at);
+  classes: ["Cat", "Dog"]; state_dict: weights of torchvision's mobilenet_v2(num_classes=2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import mobilenet_v2
+
+from catdog import CLASSES
+from catdog.atomic import save_torch
+
+STUDENT_ARCH = "mobilenet_v2"
+FEATURE_DIM = 1280  # MobileNetV2 pooled feature width
+# ImageNet statistics: the student always sees inputs normalised with these.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def student(num_classes: int = len(CLASSES)) -> nn.Module:
+    """MobileNetV2 from random init with a `num_classes` head."""
+    return mobilenet_v2(weights=None, num_classes=num_classes)
+
+
+def encoder(net: nn.Module) -> nn.Module:
+    """The pooled 1280-d feature extractor of a MobileNetV2 (shares weights with `net`)."""
+    return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def save_model(path: str | Path, net: nn.Module, method: str, image_size: int) -> None:
+    """Write a model file atomically."""
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    save_torch(
+        path,
+        {"arch": STUDENT_ARCH, "method": method, "image_size": image_size,
+         "classes": list(CLASSES), "state_dict": state},
+    )
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """Load a model file; fail with one line if it is missing or of another architecture."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: model file {path} not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our model file"
+        raise SystemExit(f"error: {path} is not a catdog model file ({type(err).__name__})") from err
+    if not isinstance(blob, dict) or blob.get("arch") != STUDENT_ARCH or "state_dict" not in blob:
+        arch = blob.get("arch") if isinstance(blob, dict) else type(blob).__name__
+        raise SystemExit(f"error: {path} holds a {arch!r} model, expected a catdog {STUDENT_ARCH} model file")
+    net = student(len(blob.get("classes", CLASSES)))
+    try:
+        net.load_state_dict(blob["state_dict"])
+    except RuntimeError as err:
+        raise SystemExit(f"error: {path} does not match the {STUDENT_ARCH} layout: "
+                         f"{str(err).splitlines()[0]}") from err
+    net.eval()
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    return net, meta

@@ -1,0 +1,167 @@
+"""Load and validate params.yaml before any stage does work.
+
+Every key the study knows is listed in SCHEMA with its type and allowed range.
+A wrong type, an unknown key, a missing key or an out-of-range value stops the
+stage with a one-line error that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamError(ValueError):
+    """A params.yaml value that the study cannot run with."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Type and allowed values of one parameter."""
+
+    kind: type | tuple[type, ...]
+    check: Callable[[Any], bool] = lambda v: True
+    allowed: str = ""
+
+
+def _int(lo: int, hi: int | None = None) -> Spec:
+    rule = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+    return Spec(int, lambda v: v >= lo and (hi is None or v <= hi), rule)
+
+
+def _float(lo: float, hi: float | None = None, lo_open: bool = False) -> Spec:
+    def ok(v: float) -> bool:
+        above = v > lo if lo_open else v >= lo
+        return above and (hi is None or v <= hi)
+
+    left = f"> {lo}" if lo_open else f">= {lo}"
+    rule = left if hi is None else f"{left} and <= {hi}"
+    return Spec((int, float), ok, rule)
+
+
+def _choice(*options: str) -> Spec:
+    return Spec(str, lambda v: v in options, "one of " + ", ".join(options))
+
+
+_SEED = _int(0)
+_EPOCHS = _int(1, 10_000)
+_BATCH = _int(1, 65_536)
+_PX = _int(32, 1024)
+_LR = _float(0.0, 10.0, lo_open=True)
+_WD = _float(0.0, 1.0)
+
+SCHEMA: dict[str, Spec] = {
+    "data.source": Spec(str, lambda v: bool(v.strip()), "a URL, a zip path or a folder path"),
+    "data.seed": _SEED,
+    "data.test": _int(2),
+    "data.labeled": _int(2),
+    "data.val": _int(2),
+    "data.size": _int(1),
+    "data.image_size": _PX,
+    "compute.device": _choice("auto", "cpu", "cuda"),
+    "compute.threads": _int(0, 1024),
+    "teacher.arch": _choice("efficientnet_lite2", "resnet50"),
+    "teacher.image_size": _PX,
+    "teacher.batch_size": _BATCH,
+    "teacher.seed": _SEED,
+    "pretrain.seed": _SEED,
+    "pretrain.epochs": _EPOCHS,
+    "pretrain.batch_size": _int(2, 65_536),
+    "pretrain.lr": _LR,
+    "pretrain.warmup_epochs": _int(0, 10_000),
+    "pretrain.weight_decay": _WD,
+    "pretrain.temperature": _float(0.0, 100.0, lo_open=True),
+    "pretrain.image_size": _PX,
+    "pretrain.proj_dim": _int(2, 8192),
+    "pretrain.knn_k": _int(1, 1000),
+    "finetune.seed": _SEED,
+    "finetune.epochs": _EPOCHS,
+    "finetune.batch_size": _BATCH,
+    "finetune.lr": _LR,
+    "finetune.weight_decay": _WD,
+    "finetune.patience": _int(1, 10_000),
+    "finetune.image_size": _PX,
+    "distill.seed": _SEED,
+    "distill.epochs": _EPOCHS,
+    "distill.batch_size": _BATCH,
+    "distill.lr": _LR,
+    "distill.weight_decay": _WD,
+    "distill.temperature": _float(0.0, 100.0, lo_open=True),
+    "distill.alpha": _float(0.0, 1.0),
+    "distill.patience": _int(1, 10_000),
+    "distill.image_size": _PX,
+    "evaluate.batch_size": _BATCH,
+    "featuremaps.channels": _int(1, 64),
+}
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def validate(tree: Any) -> None:
+    """Raise ParamError naming the first bad key, its value and the allowed range."""
+    if not isinstance(tree, dict):
+        raise ParamError("params.yaml must hold a mapping of stage groups (data:, teacher:, ...)")
+    flat = _flatten(tree)
+    for key in flat:
+        if key not in SCHEMA:
+            raise ParamError(f"unknown parameter {key!r} in params.yaml (known: see src/catdog/params.py)")
+    for key, spec in SCHEMA.items():
+        if key not in flat:
+            raise ParamError(f"parameter {key} is missing from params.yaml")
+        value = flat[key]
+        # bool is an int subclass in Python; never accept it for a number.
+        if isinstance(value, bool) or not isinstance(value, spec.kind):
+            want = spec.kind.__name__ if isinstance(spec.kind, type) else "number"
+            raise ParamError(f"{key}={value!r} has the wrong type: expected {want}")
+        if not spec.check(value):
+            raise ParamError(f"{key}={value!r} is out of range: allowed {spec.allowed}")
+    _check_combinations(flat)
+
+
+def _check_combinations(flat: dict[str, Any]) -> None:
+    if flat["data.test"] % 2 or flat["data.labeled"] % 2 or flat["data.val"] % 2:
+        for key in ("data.test", "data.labeled", "data.val"):
+            if flat[key] % 2:
+                raise ParamError(f"{key}={flat[key]} must be even: splits are class-balanced")
+    if flat["pretrain.warmup_epochs"] >= flat["pretrain.epochs"]:
+        raise ParamError(
+            f"pretrain.warmup_epochs={flat['pretrain.warmup_epochs']} must be below "
+            f"pretrain.epochs={flat['pretrain.epochs']}"
+        )
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read params.yaml, validate every key and return the nested dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(f"{path} not found: run from the repository root")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamError(f"{path} is not valid YAML: {err}".splitlines()[0]) from err
+    validate(tree)
+    return tree
+
+
+def load_or_exit(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """load_params for stage entry points: a bad value ends the process with one line."""
+    try:
+        return load_params(path)
+    except ParamError as err:
+        sys.exit(f"error: {err}")
