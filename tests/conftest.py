@@ -1,0 +1,56 @@
+"""Shared fixtures: the real photo zip from ../shared and small real-photo splits built from it."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from catdog.cache import Split
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ZIP = REPO.parent / "shared" / "data" / "petimages-180.zip"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_zip() -> Path:
+    """The 23,000-photo PetImages zip laid beside the checkout (never copied into the repo)."""
+    if not SHARED_ZIP.is_file():
+        pytest.fail(f"{SHARED_ZIP} is missing: the tests use the shared PetImages zip beside the repo")
+    return SHARED_ZIP
+
+
+def read_photos(zip_path: Path, cls: str, numbers: range, size: int) -> list[np.ndarray]:
+    """Decode PetImages/<cls>/<n>.jpg for each n into uint8 HxWx3 arrays of side `size`."""
+    out = []
+    with zipfile.ZipFile(zip_path) as zf:
+        for n in numbers:
+            with Image.open(io.BytesIO(zf.read(f"PetImages/{cls}/{n}.jpg"))) as im:
+                out.append(np.asarray(im.convert("RGB").resize((size, size))))
+    return out
+
+
+def make_split(zip_path: Path, per_class: int, size: int = 64, offset: int = 0) -> Split:
+    """A class-balanced Split of real photos: `per_class` cats then as many dogs."""
+    numbers = range(offset, offset + per_class)
+    arrays = read_photos(zip_path, "Cat", numbers, size) + read_photos(zip_path, "Dog", numbers, size)
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([0] * per_class + [1] * per_class)
+    files = [f"PetImages/{c}/{n}.jpg" for c in ("Cat", "Dog") for n in numbers]
+    return Split(images=images, labels=labels, files=files)
+
+
+@pytest.fixture(scope="session")
+def tiny_split(shared_zip: Path) -> Split:
+    """16 real photos (8 cats, 8 dogs) at 64 px."""
+    return make_split(shared_zip, per_class=8, size=64)
