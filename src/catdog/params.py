@@ -97,6 +97,7 @@ SCHEMA: dict[str, Spec] = {
     "distill.alpha": _float(0.0, 1.0),
     "distill.patience": _int(1, 10_000),
     "distill.image_size": _PX,
+    "distill.teacher_mode": _choice("cached", "online"),
     "evaluate.batch_size": _BATCH,
     "featuremaps.channels": _int(1, 64),
 }

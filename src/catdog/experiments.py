@@ -1,0 +1,150 @@
+"""Collect finished DVC experiments as flat rows: pool size, seeds, params and per-method metrics.
+
+Reads `dvc exp show --json` (dvc 3.x). Its shape, per baseline commit and per experiment:
+
+    [{"rev": "workspace" | <sha>, "name": <branch/exp name or null>, "error": null | {...},
+      "data": {"params": {"params.yaml": {"data": {<nested params>}}},
+               "metrics": {"metrics/kd.json": {"data": {<metric: value>}}, ...}},
+      "experiments": [{"name": <exp>, "executor": null | {"state": "queued"|...},
+                       "revs": [<entry like above>]}] | null}]
+
+A method is any `metrics/<method>.json` holding an "accuracy", so new methods appear by
+themselves. Queued, running or failed experiments and entries without method metrics are left
+out; identical entries (same params and metrics, e.g. the workspace and the experiment it came
+from) are kept once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+METRICS_DIR = "metrics"
+SIZE_KEY = "data.size"
+# Executor states of experiments whose results are final.
+DONE_STATES = (None, "success")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished experiment (or the workspace): what it ran with and what it measured."""
+
+    name: str  # experiment name, branch name, short sha or "workspace"
+    size: int  # unlabeled pool size (data.size)
+    seeds: dict[str, Any]  # every param named *.seed, e.g. {"pretrain.seed": 0}
+    params: dict[str, Any]  # all params.yaml values, flattened to dotted keys
+    metrics: dict[str, dict[str, float]]  # method -> metrics/<method>.json
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def method_of(path: str) -> str | None:
+    """'metrics/kd.json' -> 'kd'; None for files outside metrics/ or not JSON."""
+    p = Path(path)
+    return p.stem if p.parent.as_posix() == METRICS_DIR and p.suffix == ".json" else None
+
+
+def method_metrics(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """method -> metrics for every metrics/<method>.json that reports an accuracy."""
+    out = {}
+    for path, values in files.items():
+        method = method_of(path)
+        if method is not None and isinstance(values, dict) and "accuracy" in values:
+            out[method] = values
+    return out
+
+
+def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, float]]) -> Run:
+    seeds = {k: v for k, v in params.items() if k.rsplit(".", 1)[-1] == "seed"}
+    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params, metrics=metrics)
+
+
+def _entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Every (entry, executor state): baselines, the workspace and their experiments."""
+    for baseline in show:
+        yield baseline, None
+        for group in baseline.get("experiments") or []:
+            state = (group.get("executor") or {}).get("state")
+            for entry in group.get("revs") or []:
+                yield entry, state
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    rev = entry.get("rev") or "?"
+    return entry.get("name") or (rev if rev == "workspace" else rev[:7])
+
+
+def parse_exp_show(show: list[dict[str, Any]]) -> list[Run]:
+    """Finished, distinct runs in a `dvc exp show --json` document; named entries win ties."""
+    runs: dict[str, Run] = {}
+    for entry, state in _entries(show):
+        data = entry.get("data") or {}
+        if entry.get("error") or state not in DONE_STATES:
+            continue
+        params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+        files = {path: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
+        metrics = method_metrics(files)
+        if not metrics or SIZE_KEY not in params:
+            continue
+        run = make_run(_entry_name(entry), params, metrics)
+        key = json.dumps([params, metrics], sort_keys=True)
+        if key not in runs or runs[key].name == "workspace":
+            runs[key] = run
+    return list(runs.values())
+
+
+def workspace_run(root: Path) -> list[Run]:
+    """The workspace alone, read from params.yaml and metrics/*.json (no git or DVC needed)."""
+    params_path = root / PARAMS_FILE
+    if not params_path.is_file():
+        return []
+    params = flatten(yaml.safe_load(params_path.read_text()) or {})
+    files = {
+        f"{METRICS_DIR}/{p.name}": json.loads(p.read_text())
+        for p in sorted((root / METRICS_DIR).glob("*.json"))
+    }
+    metrics = method_metrics(files)
+    if not metrics or SIZE_KEY not in params:
+        return []
+    return [make_run("workspace", params, metrics)]
+
+
+def load_runs(root: Path = Path("."), all_commits: bool = False) -> list[Run]:
+    """Runs of `dvc exp show` in `root` (HEAD's experiments, or every commit's with
+    all_commits); reads the workspace files itself when DVC cannot list the workspace."""
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    if all_commits:
+        cmd.append("--all-commits")
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"warning: dvc exp show failed ({reason}); using the workspace only", file=sys.stderr)
+        return workspace_run(root)
+    show = json.loads(done.stdout)
+    if not any(entry.get("rev") == "workspace" for entry in show):  # a repo with no commit yet
+        return workspace_run(root) + parse_exp_show(show)
+    return parse_exp_show(show)
+
+
+def method_order(runs: list[Run], preferred: tuple[str, ...]) -> list[str]:
+    """Methods found in `runs`: those in `preferred` first, in that order, then the rest sorted."""
+    found = {m for run in runs for m in run.metrics}
+    return [m for m in preferred if m in found] + sorted(found - set(preferred))

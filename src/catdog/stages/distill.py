@@ -1,0 +1,132 @@
+"""Stage `distill`: knowledge distillation from the fitted teacher into MobileNetV2.
+
+L = alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(y, p_student)
+(catdog.kd_loss). The soft term covers the unlabeled pool and the labeled images (the
+teacher needs no labels); the hard term only the labeled ones. Early stopping on val.
+
+distill.teacher_mode picks how the teacher is asked:
+- cached: teacher logits of each whole image, computed once before training;
+- online: teacher logits of the very crop the student sees (function matching, Beyer
+  et al. 2022): costs a teacher forward per step, teaches consistently.
+
+`python -m catdog.stages.distill scratch` (method kd) starts from random init;
+`imagenet` (method imagenet_kd) from ImageNet weights; `simclr` (method simclr_kd)
+from the fine-tuned SimCLR model, the SimCLRv2 recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from catdog.atomic import save_json
+from catdog.augment import crop_flip01, normalize
+from catdog.cache import load_split, split_path
+from catdog.device import pick_device
+from catdog.kd_loss import kd_loss
+from catdog.models import imagenet_student, load_model, save_model, student
+from catdog.params import load_or_exit
+from catdog.stages.finetune import val_scores
+from catdog.teachers import Teacher, batched, load_teacher
+from catdog.train_loop import (
+    autocast,
+    batches,
+    cosine_with_warmup,
+    fingerprint,
+    prepare_model,
+    progress,
+    seed_everything,
+    train,
+)
+
+TEACHER_FILE = Path("models/teacher.pt")
+METHODS = {"scratch": "kd", "imagenet": "imagenet_kd", "simclr": "simclr_kd"}
+MIN_SCALE = 0.35  # smallest crop area fraction of the student's (and online teacher's) views
+
+
+def initial_model(init: str) -> nn.Module:
+    if init == "simclr":
+        return load_model(Path("models/simclr.pt"))[0]
+    return imagenet_student() if init == "imagenet" else student()
+
+
+def cached_targets(teacher: Teacher, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Teacher logits of every whole image, computed once; cloned out of inference mode so the
+    KD loss can keep them in its autograd graph."""
+    return batched(teacher, images, 256, desc="teacher logits").to(device).clone()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("init", nargs="?", default="scratch", choices=list(METHODS),
+                        help="student's starting weights")
+    args = parser.parse_args(argv)
+    method = METHODS[args.init]
+    params = load_or_exit()
+    cfg, compute = params["distill"], params["compute"]
+    device = pick_device(compute["device"], compute["threads"])
+    generator = seed_everything(cfg["seed"], device)
+    pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
+    teacher = load_teacher(TEACHER_FILE, device)
+
+    # Training set: labeled images first (with labels), then the unlabeled pool.
+    images = torch.cat([labeled.images, pool.images]).to(device)
+    labels = torch.cat([labeled.labels, torch.full((len(pool),), -1)]).to(device)
+    is_labeled = labels >= 0
+    online = cfg["teacher_mode"] == "online"
+    soft_targets = None if online else cached_targets(teacher, images, device)
+
+    net = prepare_model(initial_model(args.init), device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    steps = len(batches(len(images), cfg["batch_size"], torch.Generator(device)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(cfg["epochs"] * steps, steps))
+    size = cfg["image_size"]
+    crop_size = teacher.image_size if online else size
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        total = torch.zeros((), device=device)
+        order = batches(len(images), cfg["batch_size"], generator)
+        for idx in progress(order, f"{method} {epoch}"):
+            crops = crop_flip01(images[idx], crop_size, generator, min_scale=MIN_SCALE)
+            if online:
+                with torch.no_grad():
+                    target = teacher.forward01(crops)
+                crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
+                                      align_corners=False)
+            else:
+                target = soft_targets[idx]
+            with autocast(device):
+                logits = net(normalize(crops).contiguous(memory_format=torch.channels_last))
+            loss = kd_loss(logits, target, labels[idx], temperature=cfg["temperature"],
+                           alpha=cfg["alpha"], labeled_mask=is_labeled[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach()
+        return {"train/loss": (total / len(order)).item()}
+
+    def validate(epoch: int) -> dict[str, float]:
+        return val_scores(net, val.images, val.labels, size, device)
+
+    inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
+    result = train(net, optimizer, scheduler, generator, train_epoch, validate,
+                   epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],
+                   checkpoint=Path(f"checkpoints/distill-{method}.pt"),
+                   live_dir=Path(f"dvclive/distill-{method}"),
+                   run_id=fingerprint({**cfg, "init": args.init}, inputs))
+    save_model(Path(f"models/{method}.pt"), net, method=method, image_size=size)
+    save_json(Path(f"models/{method}.json"), result.info())
+    best = result.history[result.best_epoch - 1]
+    print(f"distill {method}: best val acc {best['val/acc']:.3f} at epoch {result.best_epoch} "
+          f"of {result.epochs_run} ({result.seconds:.0f}s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Stage evaluate: score models/<method>.pt on the held-out test split.
+
+`python -m catdog.stages.evaluate <method>` writes
+  metrics/<method>.json          test metrics (same keys for every method) + training info
+                                 from models/<method>.json (epochs, epochs_run, train_seconds)
+  plots/<method>/confusion.csv   actual,predicted per test image (DVC confusion template)
+  plots/<method>/roc.csv         fpr,tpr points of the ROC curve (DVC simple/linear template)
+
+Leakage guard: this stage (and the teacher stage, for the teacher) is the only reader of
+the test split; no training stage may load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+from sklearn.metrics import roc_curve
+
+from catdog.atomic import save_json, save_text
+from catdog.cache import load_split
+from catdog.device import pick_device
+from catdog.metrics import classification_metrics, confusion_rows
+from catdog.models import load_model
+from catdog.params import load_or_exit
+from catdog.predict import dog_probabilities
+
+MODELS_DIR = Path("models")
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+
+
+def csv_text(header: list[str], rows: list[list] | list[dict]) -> str:
+    """Rows (lists or dicts keyed by header) as CSV text."""
+    buf = io.StringIO()
+    if rows and isinstance(rows[0], dict):
+        writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+    else:
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def training_info(method: str) -> dict:
+    """The training stage's summary (models/<method>.json), or {} if it wrote none."""
+    path = MODELS_DIR / f"{method}.json"
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"error: {path} is not valid JSON: {err}") from err
+    if not isinstance(info, dict):
+        raise SystemExit(f"error: {path} must hold a JSON object")
+    return info
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("method", help="model name: reads models/<method>.pt (e.g. simclr, kd)")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.method):
+        parser.error(f"method {args.method!r} must be a plain name (letters, digits, _ . -)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_or_exit()
+    batch_size = params["evaluate"]["batch_size"]
+    device = pick_device(params["compute"]["device"], params["compute"]["threads"])
+
+    net, meta = load_model(MODELS_DIR / f"{args.method}.pt")
+    info = training_info(args.method)
+    test = load_split("test")
+    labels = test.labels.numpy()
+    prob_dog = dog_probabilities(
+        net, test.images, int(meta["image_size"]), device, batch_size=batch_size, progress=True
+    )
+
+    metrics = classification_metrics(labels, prob_dog)
+    clash = sorted(set(metrics) & set(info))
+    if clash:
+        raise SystemExit(f"error: models/{args.method}.json reuses metric keys {clash}")
+    save_json(METRICS_DIR / f"{args.method}.json", {**metrics, **info})
+
+    plots = PLOTS_DIR / args.method
+    save_text(plots / "confusion.csv",
+              csv_text(["actual", "predicted"], confusion_rows(labels, prob_dog)))
+    fpr, tpr, _ = roc_curve(labels, prob_dog)
+    roc = [[f"{a:.6f}", f"{b:.6f}"] for a, b in zip(fpr, tpr, strict=True)]
+    save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))
+    print(f"{args.method}: test accuracy {metrics['accuracy']:.4f}, "
+          f"ROC AUC {metrics['roc_auc']:.4f} on {metrics['n']} images")
+
+
+if __name__ == "__main__":
+    main()

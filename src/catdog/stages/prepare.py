@@ -1,0 +1,144 @@
+"""Stage `prepare`: check every photo, drop duplicates, split, and cache test/labeled/val.
+
+Every file under data/raw/PetImages/{Cat,Dog} is decoded fully. Anything unusable
+(empty, truncated, corrupt, non-image, unsupported, huge) is skipped and listed with
+its reason in data/prepared/rejected.csv; exact duplicates (same bytes) are kept once.
+The split (see catdog.splits) is written to data/prepared/index.csv with columns
+file, label, split, rank, sha256; the test, labeled and val images are cached as uint8
+tensors (catdog.cache). The pool is cached by the `pool` stage, the only data stage
+that reads data.size.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from catdog import CLASSES
+from catdog.atomic import save_text
+from catdog.cache import PREPARED_DIR, Split, save_split, split_path
+from catdog.images import BadImage, decode, file_sha256
+from catdog.params import load_or_exit
+from catdog.splits import FIXED, assign_splits, required
+
+RAW_IMAGES = Path("data/raw/PetImages")
+INDEX_FILE = PREPARED_DIR / "index.csv"
+REJECTED_FILE = PREPARED_DIR / "rejected.csv"
+
+
+def list_files(raw: Path = RAW_IMAGES) -> list[tuple[str, int]]:
+    """(path relative to raw's parent, label) for every file under raw/{Cat,Dog}, in a stable order."""
+    if not raw.is_dir():
+        raise SystemExit(f"error: {raw} not found: run the fetch stage first (dvc repro fetch)")
+    out = []
+    for label, cls in enumerate(CLASSES):
+        folder = raw / cls
+        files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+        files.sort(key=lambda p: (len(p.stem), p.stem, p.name))  # numeric names in numeric order
+        out += [(str(p.relative_to(raw.parent)), label) for p in files]
+    return out
+
+
+def _check(args: tuple[str, int]) -> tuple[str, str]:
+    """(sha256, "") for a usable image, ("", reason) otherwise. Runs in worker processes."""
+    path, size = args
+    try:
+        data = Path(path).read_bytes()
+        decode(path, size)
+    except BadImage as err:
+        return "", str(err)
+    except OSError as err:
+        return "", f"unreadable: {err.strerror or err}"
+    return file_sha256(data), ""
+
+
+def _decode_ok(args: tuple[str, int]) -> np.ndarray:
+    return decode(*args)
+
+
+def parallel_map(fn, items: list, desc: str) -> list:
+    """fn over items on every core, in order, with a progress bar."""
+    workers = max(1, min(len(os.sched_getaffinity(0)), 16))
+    if workers == 1 or len(items) < 64:
+        return [fn(x) for x in tqdm(items, desc=desc, unit="img")]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(tqdm(pool.map(fn, items, chunksize=64), total=len(items), desc=desc, unit="img"))
+
+
+def decode_many(root: Path, files: list[str], size: int, desc: str) -> torch.Tensor:
+    """uint8 [N, 3, size, size] of the given files (already known to decode)."""
+    arrays = parallel_map(_decode_ok, [(str(root / f), size) for f in files], desc)
+    if not arrays:
+        return torch.empty((0, 3, size, size), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def build_index(files: list[tuple[str, int]], root: Path, size: int, sizes: dict[str, int],
+                seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check, dedupe and split; returns (index, rejected) tables."""
+    checked = parallel_map(_check, [(str(root / f), size) for f, _ in files], "check")
+    rejected, kept, seen = [], [], {}
+    for (file, label), (digest, reason) in zip(files, checked, strict=True):
+        if reason:
+            rejected.append((file, reason))
+        elif digest in seen:
+            rejected.append((file, f"duplicate of {seen[digest]}"))
+        else:
+            seen[digest] = file
+            kept.append((file, label, digest))
+    need = required(sizes)
+    for label, cls in enumerate(CLASSES):
+        have = sum(1 for _, y, _ in kept if y == label)
+        if have < need[label]:
+            raise SystemExit(
+                f"error: only {have} usable {cls} images, but data.test+data.labeled+data.val "
+                f"need {need[label]} per class"
+            )
+    assignment = assign_splits([y for _, y, _ in kept], sizes, seed)
+    index = pd.DataFrame({
+        "file": [f for f, _, _ in kept],
+        "label": [y for _, y, _ in kept],
+        "split": assignment.split,
+        "rank": assignment.rank,
+        "sha256": [d for _, _, d in kept],
+    }).sort_values(["split", "rank"], kind="stable").reset_index(drop=True)
+    return index, pd.DataFrame(rejected, columns=["file", "reason"])
+
+
+def split_tensors(index: pd.DataFrame, name: str, root: Path, size: int, limit: int | None = None
+                  ) -> Split:
+    """Decode the images of split `name` (first `limit` ranks) into a Split."""
+    rows = index[index["split"] == name].sort_values("rank").head(limit)
+    files = rows["file"].tolist()
+    images = decode_many(root, files, size, name)
+    return Split(images=images, labels=torch.tensor(rows["label"].to_numpy(), dtype=torch.int64),
+                 files=files)
+
+
+def main(argv: list[str] | None = None) -> None:
+    data = load_or_exit()["data"]
+    sizes = {name: data[name] for name in FIXED}
+    root = RAW_IMAGES.parent
+    index, rejected = build_index(list_files(), root, data["image_size"], sizes, data["seed"])
+    PREPARED_DIR.mkdir(parents=True, exist_ok=True)
+    save_text(REJECTED_FILE, rejected.to_csv(index=False))
+    for name in FIXED:
+        save_split(split_path(name), split_tensors(index, name, root, data["image_size"]))
+    save_text(INDEX_FILE, index.to_csv(index=False))  # last: its presence means prepare finished
+    counts = index["split"].value_counts().to_dict()
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in (*FIXED, "pool"))
+    reasons = rejected["reason"].str.replace(r" of .*", "", regex=True).value_counts().to_dict()
+    skipped = ", ".join(f"{n} {r}" for r, n in reasons.items()) or "none"
+    print(f"prepare: {summary}; skipped {len(rejected)} ({skipped}); list in {REJECTED_FILE}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

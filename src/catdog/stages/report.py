@@ -1,0 +1,214 @@
+"""Side-by-side report of every experiment: one table per method, epochs, accuracy vs pool size.
+
+Not a dvc.yaml stage: it reads across experiments, after a sweep such as
+
+    dvc exp run --queue -S data.size=10000,6000,3000 && dvc queue start
+    python -m catdog.stages.report
+
+Runs that share a pool size (e.g. other seeds) are reported as mean ± std and drawn with
+error bars; the reference study's numbers are drawn dashed.
+Writes reports/report.md, reports/summary.csv and reports/accuracy_vs_size.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from catdog.atomic import atomic_path, save_text
+from catdog.experiments import Run, load_runs, method_order
+
+OUT_DIR = Path("reports")
+# Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
+PREFERRED_METHODS = ("teacher", "simclr", "kd", "scratch", "imagenet")
+# Table columns: (header, key in metrics/<method>.json).
+COLUMNS = (
+    ("Acc", "accuracy"),
+    ("Prec-C", "precision_cat"),
+    ("Rec-C", "recall_cat"),
+    ("Prec-D", "precision_dog"),
+    ("Rec-D", "recall_dog"),
+)
+SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs",)
+# Reference study: test accuracy and epochs to converge per unlabeled pool size.
+STUDY_ACCURACY = {
+    "simclr": {10000: 0.78, 6000: 0.76, 3000: 0.72},
+    "kd": {10000: 0.92, 6000: 0.84, 3000: 0.75},
+}
+STUDY_EPOCHS = {
+    "simclr": {10000: 62, 6000: 57, 3000: 59},
+    "kd": {10000: 46, 6000: 35, 3000: 25},
+}
+LABELS = {
+    "teacher": "Teacher",
+    "simclr": "SimCLR",
+    "kd": "KD",
+    "scratch": "Scratch",
+    "imagenet": "ImageNet",
+}
+
+
+def label(method: str) -> str:
+    return LABELS.get(method, method)
+
+
+def summarize(runs: list[Run], methods: list[str]) -> list[dict[str, object]]:
+    """One row per (method, size): run count, mean and sample std of every summary key."""
+    rows = []
+    for method in methods:
+        for size in sorted({r.size for r in runs if method in r.metrics}, reverse=True):
+            found = [r.metrics[method] for r in runs if r.size == size and method in r.metrics]
+            row: dict[str, object] = {"method": method, "size": size, "runs": len(found)}
+            for key in SUMMARY_KEYS:
+                values = np.array([float(m[key]) for m in found if m.get(key) is not None])
+                row[f"{key}_mean"] = float(values.mean()) if len(values) else math.nan
+                row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            rows.append(row)
+    return rows
+
+
+def cell(row: dict[str, object] | None, key: str, digits: int = 3) -> str:
+    """'0.781', or '0.781 ± 0.012' over several runs, or '–' when absent."""
+    if row is None or math.isnan(mean := float(row[f"{key}_mean"])):
+        return "–"
+    std = float(row[f"{key}_std"])
+    if math.isnan(std):
+        return f"{mean:.0f}" if key == "epochs" else f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def size_label(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+
+
+def method_table(method: str, rows: list[dict[str, object]]) -> str:
+    """Rows = pool sizes, columns = Acc, Prec-C, Rec-C, Prec-D, Rec-D (+ the study's Acc)."""
+    study = STUDY_ACCURACY.get(method, {})
+    header = ["Pool", "Runs"] + [h for h, _ in COLUMNS] + (["Study Acc"] if study else [])
+    body = []
+    for row in (r for r in rows if r["method"] == method):
+        size = int(row["size"])
+        line = [size_label(size), str(row["runs"])] + [cell(row, key) for _, key in COLUMNS]
+        if study:
+            line.append(f"{study[size]:.2f}" if size in study else "–")
+        body.append(line)
+    return markdown_table(header, body)
+
+
+def epochs_table(methods: list[str], rows: list[dict[str, object]]) -> str:
+    """Rows = pool sizes, columns = epochs to converge per method, then the study's."""
+    sizes = sorted({int(r["size"]) for r in rows} | {s for v in STUDY_EPOCHS.values() for s in v})
+    by_key = {(r["method"], int(r["size"])): r for r in rows}
+    header = ["Pool"] + [label(m) for m in methods] + [f"{label(m)} (study)" for m in STUDY_EPOCHS]
+    body = [
+        [size_label(size)]
+        + [cell(by_key.get((m, size)), "epochs", digits=1) for m in methods]
+        + [str(STUDY_EPOCHS[m].get(size, "–")) for m in STUDY_EPOCHS]
+        for size in reversed(sizes)
+    ]
+    return markdown_table(header, body)
+
+
+def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, object]]) -> str:
+    parts = [
+        "# Results by unlabeled pool size",
+        "",
+        f"{len(runs)} run(s): "
+        + ", ".join(f"{r.name} ({size_label(r.size)})" for r in runs)
+        + ". Several runs of one size are shown as mean ± std (sample std).",
+    ]
+    for method in methods:
+        parts += ["", f"## {label(method)}", "", method_table(method, rows)]
+    parts += ["", "## Epochs to converge", "", epochs_table(methods, rows)]
+    parts += ["", "![accuracy vs pool size](accuracy_vs_size.png)", ""]
+    return "\n".join(parts)
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    fields = ["method", "size", "runs"] + [
+        f"{k}_{s}" for k in SUMMARY_KEYS for s in ("mean", "std")
+    ]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(
+        {k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in rows
+    )
+    save_text(path, buf.getvalue())
+
+
+def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]]) -> None:
+    """Test accuracy vs pool size per method (error bars = std), the study dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, method in enumerate(methods):
+        color = f"C{i}"
+        mine = sorted((int(r["size"]), r) for r in rows if r["method"] == method)
+        sizes = [s for s, _ in mine]
+        means = [float(r["accuracy_mean"]) for _, r in mine]
+        stds = [float(r["accuracy_std"]) for _, r in mine]
+        errs = [0.0 if math.isnan(s) else s for s in stds]
+        ax.errorbar(
+            sizes, means, yerr=errs, color=color, marker="o", capsize=4, label=label(method)
+        )
+        if method in STUDY_ACCURACY:
+            study = sorted(STUDY_ACCURACY[method].items())
+            ax.plot(
+                [s for s, _ in study],
+                [a for _, a in study],
+                color=color,
+                linestyle="--",
+                marker="x",
+                label=f"{label(method)} (study)",
+            )
+    ax.set_xlabel("unlabeled pool size")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Test accuracy vs unlabeled pool size")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Report every DVC experiment side by side.")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the report files")
+    parser.add_argument(
+        "--all-commits",
+        action="store_true",
+        help="also read experiments of every git commit, not only HEAD's",
+    )
+    args = parser.parse_args()
+
+    runs = load_runs(Path("."), all_commits=args.all_commits)
+    if not runs:
+        raise SystemExit(
+            "error: no finished experiment has data.size in params.yaml and "
+            "metrics/<method>.json with an accuracy; run the pipeline first"
+        )
+    methods = method_order(runs, PREFERRED_METHODS)
+    rows = summarize(runs, methods)
+    save_text(args.out / "report.md", render_markdown(runs, methods, rows))
+    write_csv(args.out / "summary.csv", rows)
+    plot_accuracy(args.out / "accuracy_vs_size.png", methods, rows)
+    print(f"{len(runs)} run(s), methods {', '.join(methods)} -> {args.out}/report.md")
+
+
+if __name__ == "__main__":
+    main()

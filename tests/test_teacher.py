@@ -1,0 +1,162 @@
+"""The ImageNet teacher on real photos: class mapping, input handling, file format, the stage."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import make_split
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from catdog.cache import Split, save_split, split_path
+from catdog.teachers import (
+    RESNET50_FILE,
+    Teacher,
+    backbone,
+    batched,
+    load_teacher,
+    save_teacher,
+    to_device,
+)
+
+SIZE = 160  # teacher input side in these tests: small enough for a fast CPU run
+
+
+@pytest.fixture(scope="module")
+def teacher() -> Teacher:
+    return to_device(Teacher("efficientnet_lite2", SIZE), "cpu")
+
+
+@pytest.fixture(scope="module")
+def photos(shared_zip: Path) -> tuple[Split, Split]:
+    """Real photos at 128 px: 10 cats + 10 dogs to fit a head, 10 + 10 other ones to check it."""
+    return (make_split(shared_zip, 10, size=128, offset=200),
+            make_split(shared_zip, 10, size=128, offset=300))
+
+
+def accuracy(prob_dog: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(((prob_dog >= 0.5).long() == labels).float().mean())
+
+
+def test_zero_shot_maps_cats_to_cat_and_dogs_to_dog(teacher: Teacher, photos) -> None:
+    _, check = photos
+    prob = batched(teacher.zero_shot, check.images, 16)
+    assert prob.shape == (len(check),) and ((prob >= 0) & (prob <= 1)).all()
+    # Label 0 = Cat, 1 = Dog: a swapped class range would score near 0.
+    assert accuracy(prob, check.labels) >= 0.8
+    assert prob[check.labels == 1].median() > 0.9 and prob[check.labels == 0].median() < 0.1
+
+
+def test_fitted_head_matches_logistic_regression_and_classifies(teacher: Teacher, photos) -> None:
+    fit, check = photos
+    fit_x = batched(teacher.embed, fit.images, 16).numpy()
+    scaler = StandardScaler().fit(fit_x)
+    lr = LogisticRegression(C=0.1, max_iter=5000).fit(scaler.transform(fit_x), fit.labels.numpy())
+    teacher.set_head_from_logistic(torch.from_numpy(lr.coef_), torch.from_numpy(lr.intercept_),
+                                   torch.from_numpy(scaler.mean_), torch.from_numpy(scaler.scale_))
+    logits = batched(teacher, check.images, 16)
+    assert logits.shape == (len(check), 2)
+    prob_dog = logits.softmax(dim=1)[:, 1]
+    check_x = batched(teacher.embed, check.images, 16).numpy()
+    expected = lr.predict_proba(scaler.transform(check_x))[:, 1]  # classes_ = [0 (Cat), 1 (Dog)]
+    np.testing.assert_allclose(prob_dog.numpy(), expected, atol=1e-4)
+    assert accuracy(prob_dog, check.labels) >= 0.85
+
+
+def test_forward_takes_uint8_of_any_side(teacher: Teacher, tiny_split: Split) -> None:
+    images = tiny_split.images[:3]  # 64 px
+    with torch.inference_mode():
+        small = teacher(images)
+        big = teacher(torch.nn.functional.interpolate(images.float(), size=300).to(torch.uint8))
+        same = teacher(torch.nn.functional.interpolate(images.float(), size=SIZE).to(torch.uint8))
+    for out in (small, big, same):
+        assert out.shape == (3, 2) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    teacher.train()
+    assert not teacher.training and not teacher.features.training  # frozen: stays in eval mode
+
+
+def test_save_load_roundtrip_gives_identical_logits(teacher: Teacher, tiny_split: Split,
+                                                    tmp_path: Path) -> None:
+    with torch.no_grad():
+        teacher.head.weight.copy_(torch.randn_like(teacher.head.weight) * 0.01)
+        teacher.head.bias.copy_(torch.tensor([0.3, -0.3]))
+    save_teacher(tmp_path / "teacher.pt", teacher)
+    blob = torch.load(tmp_path / "teacher.pt", weights_only=True)
+    assert blob["arch"] == "efficientnet_lite2" and blob["image_size"] == SIZE
+    assert not any(torch.is_tensor(v) and v.numel() > 2 * teacher.dim for v in blob.values())
+    again = load_teacher(tmp_path / "teacher.pt", "cpu")
+    with torch.inference_mode():
+        assert torch.equal(teacher(tiny_split.images), again(tiny_split.images))
+
+
+def test_load_teacher_rejects_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not found"):
+        load_teacher(tmp_path / "nope.pt")
+
+
+def test_resnet50_missing_weights_says_what_to_do(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(SystemExit) as err:
+        backbone("resnet50")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("error:")
+    assert RESNET50_FILE in message and "TORCH_HOME" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "teacher.arch=efficientnet_lite2" in message
+
+
+def test_resnet50_feature_pipeline_shapes(tiny_split: Split) -> None:
+    features, classifier, mean, std = backbone("resnet50", pretrained=False)
+    assert len(mean) == len(std) == 3
+    with torch.inference_mode():
+        x = features.eval()(torch.randn(2, 3, 64, 64))
+        assert x.shape == (2, 2048) and classifier(x).shape == (2, 1000)
+    net = Teacher("resnet50", 64, pretrained=False)
+    with torch.inference_mode():
+        assert net(tiny_split.images[:2]).shape == (2, 2)
+        assert net.zero_shot(tiny_split.images[:2]).shape == (2,)
+
+
+def test_stage_end_to_end(shared_zip: Path, repo_root: Path, tmp_path: Path, monkeypatch) -> None:
+    from catdog.stages import teacher as stage
+
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["teacher"].update(image_size=SIZE, batch_size=16)
+    params["compute"].update(device="cpu")
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    for name, per_class, offset in (("labeled", 16, 400), ("val", 5, 500), ("test", 10, 600)):
+        save_split(split_path(name), make_split(shared_zip, per_class, size=128, offset=offset))
+    stage.main()
+    metrics = json.loads(Path(stage.METRICS_FILE).read_text())
+    for key in ("accuracy", "n", "roc_auc", "precision_cat", "recall_dog", "f1_dog",
+                "zero_shot_accuracy", "val_accuracy", "C"):
+        assert isinstance(metrics[key], int | float), key
+    assert metrics["n"] == 20 and metrics["C"] in stage.C_GRID
+    assert metrics["accuracy"] > 0.8 and metrics["zero_shot_accuracy"] > 0.7
+    rows = Path(stage.CONFUSION_FILE).read_text().splitlines()
+    assert rows[0] == "actual,predicted" and len(rows) == 21
+    assert {r.split(",")[0] for r in rows[1:]} == {"Cat", "Dog"}
+    saved = load_teacher(stage.MODEL_FILE)
+    assert saved.arch == "efficientnet_lite2" and saved.image_size == SIZE
+
+
+def test_fit_head_picks_smallest_c_among_val_ties() -> None:
+    from catdog.stages.teacher import C_GRID, fit_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    x = rng.normal(size=(40, 8)) + 4.0 * y[:, None]  # separable: every C scores 1.0 on val
+    _, lr, c, val_acc = fit_head(x, y, x + rng.normal(scale=0.1, size=x.shape), y, seed=0)
+    assert val_acc == 1.0 and c == min(C_GRID) and lr.C == c
