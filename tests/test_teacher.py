@@ -152,11 +152,21 @@ def test_stage_end_to_end(shared_zip: Path, repo_root: Path, tmp_path: Path, mon
     assert saved.arch == "efficientnet_lite2" and saved.image_size == SIZE
 
 
-def test_fit_head_picks_smallest_c_among_val_ties() -> None:
+def test_fit_head_breaks_val_ties_by_log_loss() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
     from catdog.stages.teacher import C_GRID, fit_head
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 20)
     x = rng.normal(size=(40, 8)) + 4.0 * y[:, None]  # separable: every C scores 1.0 on val
-    _, lr, c, val_acc = fit_head(x, y, x + rng.normal(scale=0.1, size=x.shape), y, seed=0)
-    assert val_acc == 1.0 and c == min(C_GRID) and lr.C == c
+    val_x = x + rng.normal(scale=0.1, size=x.shape)
+    scaler, lr, c, val_acc = fit_head(x, y, val_x, y, seed=0)
+    assert val_acc == 1.0 and lr.C == c
+    losses = {}
+    for cand in C_GRID:
+        fit = LogisticRegression(C=cand, max_iter=5000).fit(scaler.transform(x), y)
+        losses[cand] = log_loss(y, fit.predict_proba(scaler.transform(val_x)))
+    assert c == min(losses, key=losses.get)
+    assert c != min(C_GRID)  # the most regularised head is the least confident: not chosen

@@ -16,6 +16,11 @@ from catdog.params import load_or_exit
 from catdog.stages.prepare import INDEX_FILE, RAW_IMAGES, split_tensors
 
 
+def pool_files(index: pd.DataFrame, size: int) -> list[str]:
+    """The files of the pool of `size` images: the first `size` pool ranks."""
+    return index[index["split"] == "pool"].sort_values("rank").head(size)["file"].tolist()
+
+
 def main(argv: list[str] | None = None) -> None:
     data = load_or_exit()["data"]
     if not INDEX_FILE.is_file():

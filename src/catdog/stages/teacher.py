@@ -15,6 +15,7 @@ import io
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from catdog.atomic import save_json, save_text
@@ -33,17 +34,19 @@ MAX_ITER = 5000  # lbfgs iterations: enough to converge on standardised features
 
 def fit_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
              seed: int) -> tuple[StandardScaler, LogisticRegression, float, float]:
-    """Standardise on train, fit one LR per C, keep the best val accuracy (tie -> smaller C)."""
+    """Standardise on train, fit one LR per C, keep the best val accuracy; ties go to the lower
+    val log-loss, so the teacher's probabilities (its soft targets) are the best calibrated."""
     scaler = StandardScaler().fit(train_x)
     train_z, val_z = scaler.transform(train_x), scaler.transform(val_x)
-    best: tuple[LogisticRegression, float, float] | None = None
+    best: tuple[LogisticRegression, float, float, float] | None = None
     for c in C_GRID:
         lr = LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit(train_z, train_y)
         acc = float((lr.predict(val_z) == val_y).mean())
-        if best is None or acc > best[2]:
-            best = (lr, c, acc)
+        loss = float(log_loss(val_y, lr.predict_proba(val_z), labels=[0, 1]))
+        if best is None or (acc, -loss) > (best[2], -best[3]):
+            best = (lr, c, acc, loss)
     assert best is not None
-    return scaler, *best
+    return scaler, *best[:3]
 
 
 def write_confusion(path: str, labels: np.ndarray, prob_dog: np.ndarray) -> None:

@@ -1,0 +1,91 @@
+"""End to end, in a temporary copy of the repository: the README's quick run through real DVC,
+then a pool-size experiment that reruns only what depends on the pool, and `dvc metrics diff`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory: pytest.TempPathFactory, shared_zip: Path) -> Path:
+    """The project's files (tracked and new, not ignored) in a fresh git repo beside ../shared."""
+    root = tmp_path_factory.mktemp("e2e")
+    (root / "shared").symlink_to(shared_zip.parents[1])
+    copy = root / "catdog"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        src = REPO / name
+        if src.is_file() and not name.startswith(("metrics/", "plots/", "dvclive/")):
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, copy / name)
+    (copy / "dvc.lock").unlink(missing_ok=True)  # start from nothing: every stage must run
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=copy, check=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def env(repo_copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{repo_copy / '.venv/bin'}:{env['PATH']}"
+    env.setdefault("GIT_AUTHOR_NAME", "t")
+    env.setdefault("GIT_AUTHOR_EMAIL", "t@t")
+    env.setdefault("GIT_COMMITTER_NAME", "t")
+    env.setdefault("GIT_COMMITTER_EMAIL", "t@t")
+    return env
+
+
+@pytest.fixture(scope="module")
+def quick_run(repo_copy: Path, env: dict[str, str]) -> str:
+    return _run(["bash", "scripts/quick-run.sh"], repo_copy, env)
+
+
+def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: str) -> None:
+    for method in ("teacher", "simclr", "kd"):
+        metrics = json.loads((repo_copy / f"metrics/{method}.json").read_text())
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+        assert metrics["n"] == 400
+        assert (repo_copy / f"plots/{method}/confusion.csv").is_file()
+    assert json.loads((repo_copy / "metrics/teacher.json").read_text())["accuracy"] > 0.85
+    for method in ("simclr", "kd"):
+        info = json.loads((repo_copy / f"metrics/{method}.json").read_text())
+        assert 1 <= info["epochs"] <= info["epochs_run"]
+        assert len(list((repo_copy / f"plots/{method}/featuremaps").glob("*.png"))) == 10
+    assert (repo_copy / "dvclive/pretrain/plots/metrics/val/knn_acc.tsv").is_file()
+    status = _run(["dvc", "status"], repo_copy, {**os.environ, "PATH": f"{repo_copy}/.venv/bin:"
+                                                  + os.environ["PATH"]})
+    assert "Data and pipelines are up to date" in status
+
+
+def test_pool_experiment_reruns_only_what_depends_on_the_pool(
+        repo_copy: Path, env: dict[str, str], quick_run: str) -> None:
+    _run(["git", "add", "-A"], repo_copy, env)
+    _run(["git", "commit", "-qm", "quick run"], repo_copy, env)
+    out = _run(["dvc", "exp", "run", "-S", "data.size=500"], repo_copy, env)
+    for stage in ("fetch", "prepare", "teacher"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    for stage in ("pool", "pretrain", "distill", "evaluate@kd"):
+        assert f"Running stage '{stage}'" in out
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo_copy, env))
+    assert {"metrics/simclr.json", "metrics/kd.json"} <= set(diff)
+    assert "metrics/teacher.json" not in diff  # the teacher never saw the pool
+    plots = _run(["dvc", "plots", "show", "--json"], repo_copy, env)
+    assert "plots/kd/confusion.csv" in plots

@@ -1,0 +1,102 @@
+"""Split properties on the real 23,000-photo zip: disjoint, nested, balanced, deterministic."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from catdog.cache import load_split
+from catdog.splits import assign_splits
+from catdog.stages.pool import pool_files
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = (3000, 6000, 10000)
+
+
+def _stage(cwd: Path, name: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", f"catdog.stages.{name}"], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, shared_zip: Path) -> Path:
+    """fetch + prepare of the whole shared zip at the reference budget (cache at 32 px: fast)."""
+    cwd = tmp_path_factory.mktemp("full")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update({"source": str(shared_zip), "image_size": 32, "size": 300})
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    _stage(cwd, "fetch")
+    _stage(cwd, "prepare")
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def index(prepared: Path) -> pd.DataFrame:
+    return pd.read_csv(prepared / "data/prepared/index.csv")
+
+
+def test_reference_budget_and_balance(index: pd.DataFrame) -> None:
+    counts = index.groupby(["split", "label"]).size().unstack()
+    assert counts.loc["test"].tolist() == [2500, 2500]
+    assert counts.loc["labeled"].tolist() == [210, 210]
+    assert counts.loc["val"].tolist() == [90, 90]
+    assert counts.loc["pool"].sum() >= 17_000
+    for size in SIZES:
+        labels = index.set_index("file").loc[pool_files(index, size), "label"]
+        assert abs(int(labels.sum()) - size // 2) <= 1
+
+
+def test_splits_are_disjoint_by_content(index: pd.DataFrame) -> None:
+    assert index["file"].is_unique and index["sha256"].is_unique
+    test_hashes = set(index.loc[index["split"] == "test", "sha256"])
+    for size in SIZES:
+        train_files = set(pool_files(index, size)) | set(
+            index.loc[index["split"].isin(["labeled", "val"]), "file"])
+        train_hashes = set(index.loc[index["file"].isin(train_files), "sha256"])
+        assert not test_hashes & train_hashes
+    val = set(index.loc[index["split"] == "val", "sha256"])
+    labeled = set(index.loc[index["split"] == "labeled", "sha256"])
+    assert not val & labeled
+
+
+def test_pools_are_nested(index: pd.DataFrame) -> None:
+    small, medium, large = (set(pool_files(index, s)) for s in SIZES)
+    assert len(small) == 3000 and len(medium) == 6000 and len(large) == 10000
+    assert small < medium < large
+
+
+def test_split_is_seeded(index: pd.DataFrame) -> None:
+    labels = index.sort_values("file")["label"].tolist()
+    sizes = {"test": 5000, "labeled": 420, "val": 180}
+    first = assign_splits(labels, sizes, seed=0)
+    assert assign_splits(labels, sizes, seed=0) == first
+    other = assign_splits(labels, sizes, seed=1)
+    assert other.split != first.split
+    # The fixed splits never depend on how large a pool is asked for.
+    assert first.split.count("test") == 5000
+
+
+def test_pool_stage_caches_exactly_the_ranked_files(prepared: Path, index: pd.DataFrame) -> None:
+    _stage(prepared, "pool")
+    pool = load_split(prepared / "data/pool/pool.pt")
+    assert pool.files == pool_files(index, 300)
+    assert pool.images.shape == (300, 3, 32, 32)
+
+
+def test_pool_size_beyond_available_is_refused(prepared: Path, index: pd.DataFrame) -> None:
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["data"]["size"] = 30000
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run([sys.executable, "-m", "catdog.stages.pool"], cwd=prepared,
+                          capture_output=True, text=True, timeout=120)
+    available = int((index["split"] == "pool").sum())
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"error: data.size=30000 exceeds the {available:,} unlabeled "
+                                   f"images available (allowed 1..{available})")
