@@ -7,6 +7,8 @@ A model file (models/<method>.pt) is a dict:
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 import torch
@@ -83,3 +85,13 @@ def imagenet_student(num_classes: int = len(CLASSES)) -> nn.Module:
         ) from None
     net.classifier[-1] = nn.Linear(FEATURE_DIM, num_classes)
     return net
+
+
+def method_from_argv(argv: list[str] | None, description: str) -> str:
+    """The `method` argument of the per-model stages: a plain name, read as models/<method>.pt."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("method", help="model name: reads models/<method>.pt (e.g. simclr, kd)")
+    method = parser.parse_args(argv).method
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", method):
+        parser.error(f"method {method!r} must be a plain name (letters, digits, _ . -)")
+    return method

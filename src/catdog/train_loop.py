@@ -68,6 +68,20 @@ def batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool
     return [order[i : i + size] for i in range(0, stop, size)]
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch of `batches(n, batch_size, ..., drop_last=True)`."""
+    return max(1, n // min(batch_size, n))
+
+
+def optimize(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """One optimizer step on `loss`, then one scheduler step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+
+
 def cosine_with_warmup(total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
     """LR multiplier per step: linear warm-up, then cosine decay to zero."""
     def factor(step: int) -> float:

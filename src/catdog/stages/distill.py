@@ -17,31 +17,27 @@ from the fine-tuned SimCLR model, the SimCLRv2 recipe.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catdog.atomic import save_json
 from catdog.augment import crop_flip01, normalize
 from catdog.cache import load_split, split_path
 from catdog.device import pick_device
 from catdog.kd_loss import kd_loss
-from catdog.models import imagenet_student, load_model, save_model, student
+from catdog.models import imagenet_student, load_model, student
 from catdog.params import load_or_exit
-from catdog.stages.finetune import val_scores
+from catdog.supervised import adamw_cosine, train_student
 from catdog.teachers import Teacher, batched, load_teacher
 from catdog.train_loop import (
     autocast,
     batches,
-    cosine_with_warmup,
-    fingerprint,
+    optimize,
     prepare_model,
     progress,
     seed_everything,
-    train,
 )
 
 TEACHER_FILE = Path("models/teacher.pt")
@@ -82,10 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     soft_targets = None if online else cached_targets(teacher, images, device)
 
     net = prepare_model(initial_model(args.init), device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    steps = len(batches(len(images), cfg["batch_size"], torch.Generator(device)))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(cfg["epochs"] * steps, steps))
+    optimizer, scheduler = adamw_cosine(net, cfg, len(images))
     size = cfg["image_size"]
     crop_size = teacher.image_size if online else size
 
@@ -105,27 +98,13 @@ def main(argv: list[str] | None = None) -> None:
                 logits = net(normalize(crops).contiguous(memory_format=torch.channels_last))
             loss = kd_loss(logits, target, labels[idx], temperature=cfg["temperature"],
                            alpha=cfg["alpha"], labeled_mask=is_labeled[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
-    def validate(epoch: int) -> dict[str, float]:
-        return val_scores(net, val.images, val.labels, size, device)
-
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
-    result = train(net, optimizer, scheduler, generator, train_epoch, validate,
-                   epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],
-                   checkpoint=Path(f"checkpoints/distill-{method}.pt"),
-                   live_dir=Path(f"dvclive/distill-{method}"),
-                   run_id=fingerprint({**cfg, "init": args.init}, inputs))
-    save_model(Path(f"models/{method}.pt"), net, method=method, image_size=size)
-    save_json(Path(f"models/{method}.json"), result.info())
-    best = result.history[result.best_epoch - 1]
-    print(f"distill {method}: best val acc {best['val/acc']:.3f} at epoch {result.best_epoch} "
-          f"of {result.epochs_run} ({result.seconds:.0f}s)", file=sys.stderr)
+    train_student(net, optimizer, scheduler, generator, train_epoch, val, cfg, device,
+                  stage="distill", method=method, init=args.init, inputs=inputs)
 
 
 if __name__ == "__main__":

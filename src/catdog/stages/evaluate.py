@@ -12,11 +12,9 @@ the test split; no training stage may load it.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 from sklearn.metrics import roc_curve
@@ -25,7 +23,7 @@ from catdog.atomic import save_json, save_text
 from catdog.cache import load_split
 from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_rows
-from catdog.models import load_model
+from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
 from catdog.predict import dog_probabilities
 
@@ -61,23 +59,14 @@ def training_info(method: str) -> dict:
     return info
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("method", help="model name: reads models/<method>.pt (e.g. simclr, kd)")
-    args = parser.parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.method):
-        parser.error(f"method {args.method!r} must be a plain name (letters, digits, _ . -)")
-    return args
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    method = method_from_argv(argv, __doc__.splitlines()[0])
     params = load_or_exit()
     batch_size = params["evaluate"]["batch_size"]
     device = pick_device(params["compute"]["device"], params["compute"]["threads"])
 
-    net, meta = load_model(MODELS_DIR / f"{args.method}.pt")
-    info = training_info(args.method)
+    net, meta = load_model(MODELS_DIR / f"{method}.pt")
+    info = training_info(method)
     test = load_split("test")
     labels = test.labels.numpy()
     prob_dog = dog_probabilities(
@@ -87,16 +76,16 @@ def main(argv: list[str] | None = None) -> None:
     metrics = classification_metrics(labels, prob_dog)
     clash = sorted(set(metrics) & set(info))
     if clash:
-        raise SystemExit(f"error: models/{args.method}.json reuses metric keys {clash}")
-    save_json(METRICS_DIR / f"{args.method}.json", {**metrics, **info})
+        raise SystemExit(f"error: models/{method}.json reuses metric keys {clash}")
+    save_json(METRICS_DIR / f"{method}.json", {**metrics, **info})
 
-    plots = PLOTS_DIR / args.method
+    plots = PLOTS_DIR / method
     save_text(plots / "confusion.csv",
               csv_text(["actual", "predicted"], confusion_rows(labels, prob_dog)))
     fpr, tpr, _ = roc_curve(labels, prob_dog)
     roc = [[f"{a:.6f}", f"{b:.6f}"] for a, b in zip(fpr, tpr, strict=True)]
     save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))
-    print(f"{args.method}: test accuracy {metrics['accuracy']:.4f}, "
+    print(f"{method}: test accuracy {metrics['accuracy']:.4f}, "
           f"ROC AUC {metrics['roc_auc']:.4f} on {metrics['n']} images")
 
 

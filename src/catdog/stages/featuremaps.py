@@ -9,9 +9,7 @@ test split (split order: deterministic) and writes to plots/<method>/featuremaps
 
 from __future__ import annotations
 
-import argparse
 import math
-import re
 from pathlib import Path
 
 import torch
@@ -23,7 +21,7 @@ from catdog import CLASSES
 from catdog.atomic import atomic_path
 from catdog.augment import eval_view
 from catdog.cache import load_split
-from catdog.models import load_model
+from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
 
 # MobileNetV2 modules, early to late: stem ReLU (32 ch), block 6 projection (32 ch),
@@ -86,22 +84,13 @@ def save_grid(path: Path, maps: torch.Tensor, channels: int, title: str) -> None
         fig.savefig(tmp, format="png", dpi=100)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("method", help="model name: reads models/<method>.pt (e.g. simclr, kd)")
-    args = parser.parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.method):
-        parser.error(f"method {args.method!r} must be a plain name (letters, digits, _ . -)")
-    return args
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    method = method_from_argv(argv, __doc__.splitlines()[0])
     channels = load_or_exit()["featuremaps"]["channels"]
-    net, meta = load_model(Path("models") / f"{args.method}.pt")  # two images: CPU is enough
+    net, meta = load_model(Path("models") / f"{method}.pt")  # two images: CPU is enough
     size = int(meta["image_size"])
     test = load_split("test")
-    out_dir = PLOTS_DIR / args.method / "featuremaps"
+    out_dir = PLOTS_DIR / method / "featuremaps"
 
     for label, name in enumerate(CLASSES):
         hits = (test.labels == label).nonzero().flatten()
@@ -114,11 +103,11 @@ def main(argv: list[str] | None = None) -> None:
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp, format="png")
         maps = feature_maps(net, eval_view(image.unsqueeze(0), size))
         for layer, fmap in maps.items():
-            title = (f"{args.method}: {key} ({test.files[index]})\n{layer}: first "
+            title = (f"{method}: {key} ({test.files[index]})\n{layer}: first "
                      f"{min(channels, len(fmap))} of {len(fmap)} channels, "
                      f"{fmap.shape[1]}x{fmap.shape[2]}")
             save_grid(out_dir / f"{key}_{layer}.png", fmap, channels, title)
-    print(f"{args.method}: feature maps of {len(LAYERS)} layers written to {out_dir}")
+    print(f"{method}: feature maps of {len(LAYERS)} layers written to {out_dir}")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ from catdog.train_loop import (
     batches,
     cosine_with_warmup,
     fingerprint,
+    optimize,
     prepare_model,
     progress,
     seed_everything,
+    steps_per_epoch,
     train,
 )
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     criterion = NTXentLoss(temperature=cfg["temperature"])  # normalised-temperature cross entropy
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9,
                                 weight_decay=cfg["weight_decay"])
-    steps = len(batches(len(pool), cfg["batch_size"], torch.Generator(device)))
+    steps = steps_per_epoch(len(pool), cfg["batch_size"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(cfg["epochs"] * steps, cfg["warmup_epochs"] * steps))
     size = cfg["image_size"]
@@ -85,10 +87,7 @@ def main(argv: list[str] | None = None) -> None:
                 z0 = head(backbone(x0.contiguous(memory_format=torch.channels_last)))
                 z1 = head(backbone(x1.contiguous(memory_format=torch.channels_last)))
             loss = criterion(z0.float(), z1.float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 

@@ -1,0 +1,66 @@
+"""What fine-tuning and distillation share: the optimizer, val scoring, and the training run
+from first epoch to saved model (models/<method>.pt and models/<method>.json)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from catdog.atomic import save_json
+from catdog.augment import eval_view
+from catdog.cache import Split
+from catdog.models import save_model
+from catdog.train_loop import Result, autocast, cosine_with_warmup, fingerprint, steps_per_epoch, train
+
+
+def adamw_cosine(net: nn.Module, cfg: dict, n_images: int
+                 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with one epoch of linear warm-up, then cosine decay over cfg['epochs']."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    steps = steps_per_epoch(n_images, cfg["batch_size"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(cfg["epochs"] * steps, steps))
+    return optimizer, scheduler
+
+
+@torch.inference_mode()
+def val_scores(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int,
+               device: torch.device, batch_size: int = 256) -> dict[str, float]:
+    """Accuracy and mean cross-entropy on a (small) labeled split."""
+    logits = []
+    for start in range(0, len(images), batch_size):
+        x = eval_view(images[start:start + batch_size].to(device), size)
+        with autocast(device):
+            logits.append(net(x.contiguous(memory_format=torch.channels_last)).float())
+    logits = torch.cat(logits)
+    labels = labels.to(device)
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    loss = F.cross_entropy(logits, labels).item()
+    # Accuracy on a few hundred images ties often: the loss breaks ties, never outweighs accuracy.
+    return {"val/acc": acc, "val/loss": loss, "val/score": acc - 1e-3 * loss}
+
+
+def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
+                  train_epoch: Callable[[int], dict[str, float]], val: Split, cfg: dict,
+                  device: torch.device, *, stage: str, method: str, init: str,
+                  inputs: list[Path]) -> Result:
+    """Train with early stopping on val, then write models/<method>.pt and .json."""
+    size = cfg["image_size"]
+    result = train(net, optimizer, scheduler, generator, train_epoch,
+                   lambda epoch: val_scores(net, val.images, val.labels, size, device),
+                   epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],
+                   checkpoint=Path(f"checkpoints/{stage}-{method}.pt"),
+                   live_dir=Path(f"dvclive/{stage}-{method}"),
+                   run_id=fingerprint({**cfg, "init": init}, inputs))
+    save_model(Path(f"models/{method}.pt"), net, method=method, image_size=size)
+    save_json(Path(f"models/{method}.json"), result.info())
+    best = result.history[result.best_epoch - 1]
+    print(f"{stage} {method}: best val acc {best['val/acc']:.3f} at epoch {result.best_epoch} "
+          f"of {result.epochs_run} ({result.seconds:.0f}s)", file=sys.stderr)
+    return result

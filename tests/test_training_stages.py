@@ -1,0 +1,91 @@
+"""pretrain, finetune and distill (both teacher modes) on a few dozen real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import make_split
+
+from catdog.cache import save_split, split_path
+from catdog.models import load_model
+from catdog.teachers import Teacher, save_teacher
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["compute"]["device"] = "cpu"
+    params["pretrain"].update({"epochs": 2, "warmup_epochs": 1, "batch_size": 16, "image_size": 32})
+    params["finetune"].update({"epochs": 2, "batch_size": 16, "image_size": 32})
+    params["distill"].update({"epochs": 2, "batch_size": 16, "image_size": 32})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    splits = {"pool": make_split(shared_zip, 16, size=48, offset=300),
+              "labeled": make_split(shared_zip, 8, size=48, offset=400),
+              "val": make_split(shared_zip, 6, size=48, offset=500)}
+    for name, split in splits.items():
+        save_split(split_path(name), split)
+    return tmp_path
+
+
+def _set(path: Path, group: str, **values: object) -> None:
+    params = yaml.safe_load(path.read_text())
+    params[group].update(values)
+    path.write_text(yaml.safe_dump(params))
+
+
+def test_pretrain_then_finetune_starts_from_the_simclr_encoder(workspace: Path) -> None:
+    from catdog.stages import finetune, pretrain
+
+    pretrain.main([])
+    encoder, meta = load_model("models/pretrain.pt")
+    assert meta["method"] == "simclr-pretrain"
+    rows = (workspace / "dvclive/pretrain/plots/metrics/val/knn_acc.tsv").read_text().splitlines()
+    assert len(rows) == 3 and all(0 <= float(r.split()[1]) <= 1 for r in rows[1:])
+    start = finetune.initial_model("simclr")
+    for key, value in encoder.features.state_dict().items():
+        assert torch.equal(start.features.state_dict()[key], value), key
+    finetune.main(["simclr"])
+    info = json.loads((workspace / "models/simclr.json").read_text())
+    assert 1 <= info["epochs"] <= info["epochs_run"] == 2 and info["train_seconds"] > 0
+    tuned, meta = load_model("models/simclr.pt")
+    assert meta["image_size"] == 32
+    assert not torch.equal(tuned.features[0][0].weight, encoder.features[0][0].weight)
+
+
+@pytest.mark.parametrize("mode", ["cached", "online"])
+def test_distill_asks_the_teacher_as_configured(workspace: Path, mode: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import distill
+
+    save_teacher("models/teacher.pt", Teacher("efficientnet_lite2", 64))
+    _set(workspace / "params.yaml", "distill", teacher_mode=mode)
+    calls = {"whole": 0, "crops": 0}
+    whole, crops = Teacher.forward, Teacher.forward01
+
+    def count_whole(self: Teacher, images: torch.Tensor) -> torch.Tensor:
+        calls["whole"] += 1
+        return whole(self, images)
+
+    def count_crops(self: Teacher, x: torch.Tensor) -> torch.Tensor:
+        calls["crops"] += 1
+        assert x.shape[-1] == 64 and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        return crops(self, x)
+
+    monkeypatch.setattr(Teacher, "forward", count_whole)
+    monkeypatch.setattr(Teacher, "forward01", count_crops)
+    distill.main(["scratch"])
+    steps = 2 * (48 // 16)  # epochs x batches of pool (32) + labeled (16)
+    if mode == "online":
+        assert calls == {"whole": 0, "crops": steps}
+    else:
+        assert calls["crops"] == 0 and calls["whole"] >= 1
+    net, meta = load_model("models/kd.pt")
+    assert meta["method"] == "kd"
+    assert json.loads((workspace / "models/kd.json").read_text())["epochs_run"] == 2
