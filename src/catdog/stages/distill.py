@@ -57,6 +57,25 @@ def cached_targets(teacher: Teacher, images: torch.Tensor, device: torch.device)
     return batched(teacher, images, 256, desc="teacher logits").to(device).clone()
 
 
+def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: torch.Tensor,
+                 targets: torch.Tensor | None, cfg: dict, generator: torch.Generator) -> torch.Tensor:
+    """KD loss of one uint8 batch (labels < 0 mark unlabeled images). With `targets` (cached
+    teacher logits) the student sees a random crop; without, the teacher is asked online about
+    the very same crop, cut at the teacher's resolution and shrunk for the student."""
+    size = cfg["image_size"]
+    crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
+                        min_scale=MIN_SCALE)
+    if targets is None:
+        with torch.no_grad():
+            targets = teacher.forward01(crops)
+        crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+    with autocast(batch.device):
+        logits = net(normalize(crops).contiguous(memory_format=torch.channels_last))
+    return kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
+                   labeled_mask=labels >= 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("init", nargs="?", default="scratch", choices=list(METHODS),
@@ -73,31 +92,18 @@ def main(argv: list[str] | None = None) -> None:
     # Training set: labeled images first (with labels), then the unlabeled pool.
     images = torch.cat([labeled.images, pool.images]).to(device)
     labels = torch.cat([labeled.labels, torch.full((len(pool),), -1)]).to(device)
-    is_labeled = labels >= 0
     online = cfg["teacher_mode"] == "online"
     soft_targets = None if online else cached_targets(teacher, images, device)
 
     net = prepare_model(initial_model(args.init), device)
     optimizer, scheduler = adamw_cosine(net, cfg, len(images))
-    size = cfg["image_size"]
-    crop_size = teacher.image_size if online else size
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total = torch.zeros((), device=device)
         order = batches(len(images), cfg["batch_size"], generator)
         for idx in progress(order, f"{method} {epoch}"):
-            crops = crop_flip01(images[idx], crop_size, generator, min_scale=MIN_SCALE)
-            if online:
-                with torch.no_grad():
-                    target = teacher.forward01(crops)
-                crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
-                                      align_corners=False)
-            else:
-                target = soft_targets[idx]
-            with autocast(device):
-                logits = net(normalize(crops).contiguous(memory_format=torch.channels_last))
-            loss = kd_loss(logits, target, labels[idx], temperature=cfg["temperature"],
-                           alpha=cfg["alpha"], labeled_mask=is_labeled[idx])
+            targets = None if online else soft_targets[idx]
+            loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator)
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}

@@ -54,6 +54,16 @@ def embed(backbone: nn.Module, images: torch.Tensor, size: int, device: torch.de
     return torch.cat(out)
 
 
+def simclr_loss(backbone: nn.Module, head: nn.Module, criterion: nn.Module, batch: torch.Tensor,
+                size: int, generator: torch.Generator) -> torch.Tensor:
+    """NT-Xent loss of one uint8 batch: two augmented views, encoded and projected."""
+    x0 = simclr_views(batch, size, generator).contiguous(memory_format=torch.channels_last)
+    x1 = simclr_views(batch, size, generator).contiguous(memory_format=torch.channels_last)
+    with autocast(batch.device):
+        z0, z1 = head(backbone(x0)), head(backbone(x1))
+    return criterion(z0.float(), z1.float())
+
+
 def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
     cfg, compute = params["pretrain"], params["compute"]
@@ -80,13 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         total = torch.zeros((), device=device)
         order = batches(len(pool), cfg["batch_size"], generator)
         for idx in progress(order, f"simclr {epoch}"):
-            batch = images[idx]
-            x0 = simclr_views(batch, size, generator)
-            x1 = simclr_views(batch, size, generator)
-            with autocast(device):
-                z0 = head(backbone(x0.contiguous(memory_format=torch.channels_last)))
-                z1 = head(backbone(x1.contiguous(memory_format=torch.channels_last)))
-            loss = criterion(z0.float(), z1.float())
+            loss = simclr_loss(backbone, head, criterion, images[idx], size, generator)
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
