@@ -59,13 +59,13 @@ def quick_run(repo_copy: Path, env: dict[str, str]) -> str:
 
 
 def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: str) -> None:
-    for method in ("teacher", "simclr", "kd"):
+    for method in ("teacher", "simclr", "kd", "scratch", "imagenet", "imagenet_kd", "simclr_kd"):
         metrics = json.loads((repo_copy / f"metrics/{method}.json").read_text())
         assert 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["n"] == 400
         assert (repo_copy / f"plots/{method}/confusion.csv").is_file()
     assert json.loads((repo_copy / "metrics/teacher.json").read_text())["accuracy"] > 0.85
-    for method in ("simclr", "kd"):
+    for method in ("simclr", "kd", "scratch", "imagenet", "imagenet_kd", "simclr_kd"):
         info = json.loads((repo_copy / f"metrics/{method}.json").read_text())
         assert 1 <= info["epochs"] <= info["epochs_run"]
         assert len(list((repo_copy / f"plots/{method}/featuremaps").glob("*.png"))) == 10
@@ -82,10 +82,11 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
     out = _run(["dvc", "exp", "run", "-S", "data.size=500"], repo_copy, env)
     for stage in ("fetch", "prepare", "teacher"):
         assert f"Stage '{stage}' didn't change, skipping" in out
-    for stage in ("pool", "pretrain", "distill", "evaluate@kd"):
+    for stage in ("pool", "pretrain", "distill@kd", "distill@simclr_kd", "evaluate@kd"):
         assert f"Running stage '{stage}'" in out
     diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo_copy, env))
-    assert {"metrics/simclr.json", "metrics/kd.json"} <= set(diff)
+    assert {"metrics/simclr.json", "metrics/kd.json", "metrics/simclr_kd.json"} <= set(diff)
+    assert "metrics/scratch.json" not in diff  # baselines on the 420 labels ignore the pool
     assert "metrics/teacher.json" not in diff  # the teacher never saw the pool
     plots = _run(["dvc", "plots", "show", "--json"], repo_copy, env)
     assert "plots/kd/confusion.csv" in plots

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
     cfg, compute = params["distill"], params["compute"]
     device = pick_device(compute["device"], compute["threads"])
-    generator = seed_everything(cfg["seed"], device)
+    seed = params["train"]["seed"]
+    generator = seed_everything(seed, device)
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
     teacher = load_teacher(TEACHER_FILE, device)
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
-    train_student(net, optimizer, scheduler, generator, train_epoch, val, cfg, device,
+    train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
                   stage="distill", method=method, init=args.init, inputs=inputs)
 
 

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
     cfg, compute = params["finetune"], params["compute"]
     device = pick_device(compute["device"], compute["threads"])
-    generator = seed_everything(cfg["seed"], device)
+    seed = params["train"]["seed"]
+    generator = seed_everything(seed, device)
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
     net = prepare_model(initial_model(method), device)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path("labeled"), split_path("val")] + ([PRETRAINED] if method == "simclr" else [])
-    train_student(net, optimizer, scheduler, generator, train_epoch, val, cfg, device,
+    train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
                   stage="finetune", method=method, init=method, inputs=inputs)
 
 

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
     cfg, compute = params["pretrain"], params["compute"]
     device = pick_device(compute["device"], compute["threads"])
-    generator = seed_everything(cfg["seed"], device)
+    seed = params["train"]["seed"]
+    generator = seed_everything(seed, device)
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
     if len(pool) < 2:
         raise SystemExit("error: SimCLR needs at least 2 pool images")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [split_path(n) for n in ("pool", "labeled", "val")]
     result = train(model, optimizer, scheduler, generator, train_epoch, validate,
                    epochs=cfg["epochs"], monitor="val/knn_acc", checkpoint=CHECKPOINT,
-                   live_dir=LIVE_DIR, run_id=fingerprint(cfg, inputs), keep="last")
+                   live_dir=LIVE_DIR, run_id=fingerprint({**cfg, "seed": seed}, inputs), keep="last")
     save_model(MODEL_FILE, net, method="simclr-pretrain", image_size=size)
     save_json(INFO_FILE, result.info() | {"best_knn_acc": result.best_value})
     print(f"pretrain: {result.epochs_run} epochs, {result.seconds:.0f}s, final val kNN acc "
