@@ -79,7 +79,7 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
         repo_copy: Path, env: dict[str, str], quick_run: str) -> None:
     _run(["git", "add", "-A"], repo_copy, env)
     _run(["git", "commit", "-qm", "quick run"], repo_copy, env)
-    out = _run(["dvc", "exp", "run", "-S", "data.size=500"], repo_copy, env)
+    out = _run(["dvc", "exp", "run", "-S", "data.size=300"], repo_copy, env)
     for stage in ("fetch", "prepare", "teacher"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     for stage in ("pool", "pretrain", "distill@kd", "distill@simclr_kd", "evaluate@kd"):
