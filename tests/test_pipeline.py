@@ -90,5 +90,7 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
     assert {"metrics/simclr.json", "metrics/kd.json", "metrics/simclr_kd.json"} <= set(diff)
     assert "metrics/scratch.json" not in diff  # baselines on the 420 labels ignore the pool
     assert "metrics/teacher.json" not in diff  # the teacher never saw the pool
-    plots = _run(["dvc", "plots", "show", "--json"], repo_copy, env)
-    assert "plots/kd/confusion.csv" in plots
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo_copy, env))["data"]
+    assert {"Confusion matrices (test)", "Val accuracy (fine-tune and distill)",
+            "SimCLR kNN accuracy on val"} <= set(plots)
+    assert "plots/kd/featuremaps/dog_features.18.2.png" in plots
