@@ -123,3 +123,19 @@ def test_rejects_bad_arguments() -> None:
         kd_loss(s, t, y, temperature=0.0, alpha=0.5)
     with pytest.raises(ValueError, match="shape"):
         kd_loss(s, t[:, :1], y, temperature=2.0, alpha=0.5)
+
+
+def test_feature_loss_by_hand_and_its_invariances() -> None:
+    from catdog.kd_loss import feature_loss
+
+    # One sample, 2 channels, 1x1 student map vs a 2x2 teacher map pooled to 1x1.
+    student = torch.tensor([[[[3.0]], [[4.0]]]])  # unit vector (0.6, 0.8)
+    teacher = torch.tensor([[[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]]])  # pooled: (1, 0)
+    expected = (0.6 - 1.0) ** 2 + (0.8 - 0.0) ** 2
+    assert feature_loss(student, teacher).item() == pytest.approx(expected)
+    assert feature_loss(5.0 * student, teacher).item() == pytest.approx(expected)  # scale-free
+    same = torch.randn(2, 4, 3, 3)
+    assert feature_loss(same, same).item() == pytest.approx(0.0, abs=1e-6)
+    assert feature_loss(student, -teacher).item() == pytest.approx((0.6 + 1) ** 2 + 0.8**2)
+    with pytest.raises(ValueError, match="adapter missing"):
+        feature_loss(torch.randn(1, 3, 2, 2), teacher)

@@ -60,6 +60,14 @@ def test_unknown_and_missing_keys(params: dict) -> None:
         validate(bad)
 
 
+def test_feature_distillation_needs_the_online_teacher(params: dict) -> None:
+    params["distill"].update({"feature_weight": 1.0, "teacher_mode": "cached"})
+    with pytest.raises(ParamError, match="needs distill.teacher_mode=online"):
+        validate(params)
+    params["distill"]["teacher_mode"] = "online"
+    validate(params)
+
+
 def test_warmup_must_be_shorter_than_training(params: dict) -> None:
     params["pretrain"]["warmup_epochs"] = params["pretrain"]["epochs"]
     with pytest.raises(ParamError, match="warmup_epochs"):

@@ -78,7 +78,7 @@ def test_forward_takes_uint8_of_any_side(teacher: Teacher, tiny_split: Split) ->
     for out in (small, big, same):
         assert out.shape == (3, 2) and out.dtype == torch.float32 and torch.isfinite(out).all()
     teacher.train()
-    assert not teacher.training and not teacher.features.training  # frozen: stays in eval mode
+    assert not teacher.training and not teacher.trunk.training  # frozen: stays in eval mode
 
 
 def test_save_load_roundtrip_gives_identical_logits(teacher: Teacher, tiny_split: Split,
@@ -117,11 +117,12 @@ def test_resnet50_missing_weights_says_what_to_do(monkeypatch, tmp_path: Path) -
 
 
 def test_resnet50_feature_pipeline_shapes(tiny_split: Split) -> None:
-    features, classifier, mean, std = backbone("resnet50", pretrained=False)
+    trunk, classifier, mean, std = backbone("resnet50", pretrained=False)
     assert len(mean) == len(std) == 3
     with torch.inference_mode():
-        x = features.eval()(torch.randn(2, 3, 64, 64))
-        assert x.shape == (2, 2048) and classifier(x).shape == (2, 1000)
+        fmap = trunk.eval()(torch.randn(2, 3, 64, 64))
+        assert fmap.shape == (2, 2048, 2, 2)
+        assert classifier(fmap.mean(dim=(2, 3))).shape == (2, 1000)
     net = Teacher("resnet50", 64, pretrained=False)
     with torch.inference_mode():
         assert net(tiny_split.images[:2]).shape == (2, 2)

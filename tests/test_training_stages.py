@@ -67,19 +67,19 @@ def test_distill_asks_the_teacher_as_configured(workspace: Path, mode: str,
     save_teacher("models/teacher.pt", Teacher("efficientnet_lite2", 64))
     _set(workspace / "params.yaml", "distill", teacher_mode=mode)
     calls = {"whole": 0, "crops": 0}
-    whole, crops = Teacher.forward, Teacher.forward01
+    whole, crops = Teacher.forward, Teacher.forward01_with_map
 
     def count_whole(self: Teacher, images: torch.Tensor) -> torch.Tensor:
         calls["whole"] += 1
         return whole(self, images)
 
-    def count_crops(self: Teacher, x: torch.Tensor) -> torch.Tensor:
+    def count_crops(self: Teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         calls["crops"] += 1
         assert x.shape[-1] == 64 and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
         return crops(self, x)
 
     monkeypatch.setattr(Teacher, "forward", count_whole)
-    monkeypatch.setattr(Teacher, "forward01", count_crops)
+    monkeypatch.setattr(Teacher, "forward01_with_map", count_crops)
     distill.main(["scratch"])
     steps = 2 * (48 // 16)  # epochs x batches of pool (32) + labeled (16)
     if mode == "online":
@@ -89,3 +89,26 @@ def test_distill_asks_the_teacher_as_configured(workspace: Path, mode: str,
     net, meta = load_model("models/kd.pt")
     assert meta["method"] == "kd"
     assert json.loads((workspace / "models/kd.json").read_text())["epochs_run"] == 2
+
+
+def test_feature_distillation_trains_an_adapter_on_teacher_maps(workspace: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import distill
+
+    save_teacher("models/teacher.pt", Teacher("efficientnet_lite2", 64))
+    _set(workspace / "params.yaml", "distill", teacher_mode="online", feature_weight=1.0)
+    maps = []
+    original = Teacher.forward01_with_map
+
+    def record(self: Teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, fmap = original(self, x)
+        maps.append(fmap.shape)
+        return logits, fmap
+
+    monkeypatch.setattr(Teacher, "forward01_with_map", record)
+    distill.main(["scratch"])
+    assert len(maps) == 2 * (48 // 16) and maps[0][1] == 1280  # EfficientNet-Lite2 width
+    checkpoint = torch.load(workspace / "checkpoints/distill-kd.pt", weights_only=False)
+    assert checkpoint["model"]["adapter.weight"].shape == (1280, 1280, 1, 1)
+    _, meta = load_model("models/kd.pt")  # the model file holds the student alone
+    assert meta["method"] == "kd"

@@ -58,3 +58,17 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     soft = soft_loss(student_logits, teacher_logits, temperature)
     hard = hard_loss(student_logits, labels, labeled_mask)
     return alpha * soft + (1.0 - alpha) * hard
+
+
+def feature_loss(student_map: torch.Tensor, teacher_map: torch.Tensor) -> torch.Tensor:
+    """FitNets-style hint loss between an adapted student feature map [N, D, h, w] and the
+    teacher's [N, D, H, W] of the same crop: the teacher map is average-pooled to h x w, both
+    are L2-normalised over channels at every position, and the squared distance (in [0, 4]) is
+    averaged over positions and samples. Normalising makes it independent of feature scale."""
+    if student_map.shape[:2] != teacher_map.shape[:2]:
+        raise ValueError(f"student map {list(student_map.shape)} and teacher map "
+                         f"{list(teacher_map.shape)} differ in batch or channels (adapter missing?)")
+    target = F.adaptive_avg_pool2d(teacher_map.detach().float(), student_map.shape[-2:])
+    s = F.normalize(student_map.float(), dim=1)
+    t = F.normalize(target, dim=1)
+    return (s - t).pow(2).sum(dim=1).mean()

@@ -96,6 +96,7 @@ SCHEMA: dict[str, Spec] = {
     "distill.patience": _int(1, 10_000),
     "distill.image_size": _PX,
     "distill.teacher_mode": _choice("cached", "online"),
+    "distill.feature_weight": _float(0.0, 1000.0),
     "evaluate.batch_size": _BATCH,
     "featuremaps.channels": _int(1, 64),
 }
@@ -138,6 +139,11 @@ def _check_combinations(flat: dict[str, Any]) -> None:
         for key in ("data.test", "data.labeled", "data.val"):
             if flat[key] % 2:
                 raise ParamError(f"{key}={flat[key]} must be even: splits are class-balanced")
+    if flat["distill.feature_weight"] > 0 and flat["distill.teacher_mode"] != "online":
+        raise ParamError(
+            f"distill.feature_weight={flat['distill.feature_weight']} needs distill.teacher_mode=online "
+            "(feature maps of the very crop the student sees)"
+        )
     if flat["pretrain.warmup_epochs"] >= flat["pretrain.epochs"]:
         raise ParamError(
             f"pretrain.warmup_epochs={flat['pretrain.warmup_epochs']} must be below "

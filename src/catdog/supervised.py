@@ -49,10 +49,13 @@ def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
                   scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
                   train_epoch: Callable[[int], dict[str, float]], val: Split, cfg: dict,
                   device: torch.device, *, stage: str, method: str, init: str,
-                  inputs: list[Path]) -> Result:
-    """Train with early stopping on val, then write models/<method>.pt and .json."""
+                  inputs: list[Path], trained: nn.Module | None = None) -> Result:
+    """Train with early stopping on val, then write models/<method>.pt and .json.
+
+    `trained` is what the optimizer updates and the checkpoint holds, when it is more than `net`
+    (e.g. net plus a distillation adapter); only `net` is scored and saved as the model."""
     size = cfg["image_size"]
-    result = train(net, optimizer, scheduler, generator, train_epoch,
+    result = train(trained if trained is not None else net, optimizer, scheduler, generator, train_epoch,
                    lambda epoch: val_scores(net, val.images, val.labels, size, device),
                    epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],
                    checkpoint=Path(f"checkpoints/{stage}-{method}.pt"),

