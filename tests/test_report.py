@@ -188,3 +188,17 @@ def test_parse_skips_queued_failed_and_duplicates() -> None:
         ("done", 3000, 0.7), ("main", 10000, 0.9), ("seed1", 3000, 0.8),
     ]  # fmt: skip
     assert {r.name: r.seeds for r in runs}["seed1"] == {"finetune.seed": 1}
+
+
+def test_distillation_variants_are_reported_apart() -> None:
+    from catdog.experiments import make_run
+    from catdog.stages.report import label
+
+    metrics = {"kd": {"accuracy": 0.9}, "simclr": {"accuracy": 0.8}}
+    plain = make_run("a", {"data.size": 3000, "distill.teacher_mode": "cached",
+                           "distill.feature_weight": 0.0}, metrics)
+    fitnet = make_run("b", {"data.size": 3000, "distill.teacher_mode": "online",
+                            "distill.feature_weight": 2.0}, metrics)
+    assert set(plain.metrics) == {"kd", "simclr"}
+    assert set(fitnet.metrics) == {"kd[online,feat2]", "simclr"}
+    assert label("kd[online,feat2]") == "KD [online,feat2]"

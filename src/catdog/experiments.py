@@ -72,9 +72,23 @@ def method_metrics(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, floa
     return out
 
 
+def variant(method: str, params: dict[str, Any]) -> str:
+    """The method's name with its distillation variant, so the report keeps variants apart:
+    'kd', 'kd[online]', 'kd[online,feat1]' (teacher_mode online, feature_weight 1)."""
+    if not method.endswith("kd"):
+        return method
+    tags = []
+    if params.get("distill.teacher_mode") == "online":
+        tags.append("online")
+    if (params.get("distill.feature_weight") or 0) > 0:
+        tags.append(f"feat{params['distill.feature_weight']:g}")
+    return f"{method}[{','.join(tags)}]" if tags else method
+
+
 def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, float]]) -> Run:
     seeds = {k: v for k, v in params.items() if k.rsplit(".", 1)[-1] == "seed"}
-    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params, metrics=metrics)
+    named = {variant(method, params): values for method, values in metrics.items()}
+    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params, metrics=named)
 
 
 def _entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:

@@ -25,7 +25,7 @@ from catdog.experiments import Run, load_runs, method_order
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
-PREFERRED_METHODS = ("teacher", "simclr", "kd", "scratch", "imagenet")
+PREFERRED_METHODS = ("teacher", "simclr", "kd", "scratch", "imagenet", "imagenet_kd", "simclr_kd")
 # Table columns: (header, key in metrics/<method>.json).
 COLUMNS = (
     ("Acc", "accuracy"),
@@ -50,11 +50,15 @@ LABELS = {
     "kd": "KD",
     "scratch": "Scratch",
     "imagenet": "ImageNet",
+    "imagenet_kd": "ImageNet + KD",
+    "simclr_kd": "SimCLR + KD (SimCLRv2)",
 }
 
 
 def label(method: str) -> str:
-    return LABELS.get(method, method)
+    """'kd[online,feat1]' -> 'KD [online,feat1]'."""
+    base, _, tags = method.partition("[")
+    return LABELS.get(base, base) + (f" [{tags}" if tags else "")
 
 
 def summarize(runs: list[Run], methods: list[str]) -> list[dict[str, object]]:
