@@ -101,3 +101,18 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, splits: dict)
     log = proc.stderr.read()
     assert "ignoring checkpoints/finetune-scratch.pt: it belongs to other params or inputs" in log
     assert "resuming" not in log
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path: Path, splits: dict) -> None:
+    cwd = _workspace(tmp_path / "ws", splits)
+    proc = _finetune(cwd)
+    deadline = time.time() + 600
+    while _steps_logged(cwd) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 1
+    last = proc.stderr.read().strip().splitlines()[-1]
+    assert last.startswith("interrupted after epoch ")
+    assert last.endswith("saved in checkpoints/finetune-scratch.pt: run the stage again to resume")
+    assert not (cwd / "models/scratch.pt").exists()

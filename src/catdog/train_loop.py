@@ -202,11 +202,16 @@ def train(
     while not state.finished and state.epoch < epochs:
         epoch = state.epoch + 1
         start = time.perf_counter()
-        model.train()
-        row = {"epoch": epoch, **train_epoch(epoch)}
-        model.eval()
-        with torch.inference_mode():
-            row.update(validate(epoch))
+        try:
+            model.train()
+            row = {"epoch": epoch, **train_epoch(epoch)}
+            model.eval()
+            with torch.inference_mode():
+                row.update(validate(epoch))
+        except KeyboardInterrupt:
+            bar.close()
+            done = f"after epoch {state.epoch}, saved in {checkpoint}" if state.epoch else "before epoch 1"
+            raise SystemExit(f"interrupted {done}: run the stage again to resume") from None
         state.seconds += time.perf_counter() - start
         row["lr"] = optimizer.param_groups[0]["lr"]
         state.history.append(row)
