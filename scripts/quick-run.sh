@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export TORCH_HOME="${TORCH_HOME:-$(cd .. && pwd)/shared/torch}"
-source="${CATDOG_SOURCE:-../shared/data/petimages-180.zip}"
+source="${CATDOG_SOURCE:-$(cd .. && pwd)/shared/data/petimages-180.zip}"
 dvc exp run "$@" \
   -S "data.source=$source" -S data.test=400 -S data.size=800 -S data.image_size=96 \
   -S teacher.image_size=128 \
