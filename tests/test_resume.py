@@ -53,6 +53,14 @@ def _steps_logged(cwd: Path) -> int:
         return 0
 
 
+def _wait_for_steps(cwd: Path, proc: subprocess.Popen, steps: int) -> None:
+    """Wait until `steps` epochs are logged, then check the run is still going."""
+    deadline = time.time() + 600
+    while _steps_logged(cwd) < steps and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+
+
 def _outcome(cwd: Path) -> tuple[dict, list[str]]:
     model = torch.load(cwd / "models/scratch.pt", weights_only=True)["state_dict"]
     curve = (cwd / "dvclive/finetune-scratch/plots/metrics/val/acc.tsv").read_text().splitlines()
@@ -66,10 +74,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, splits: dict) -> 
 
     killed = _workspace(tmp_path / "killed", splits)
     proc = _finetune(killed)
-    deadline = time.time() + 600
-    while _steps_logged(killed) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    _wait_for_steps(killed, proc, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "models/scratch.pt").exists()
@@ -106,10 +111,7 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, splits: dict)
 def test_ctrl_c_says_how_to_resume(tmp_path: Path, splits: dict) -> None:
     cwd = _workspace(tmp_path / "ws", splits)
     proc = _finetune(cwd)
-    deadline = time.time() + 600
-    while _steps_logged(cwd) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
+    _wait_for_steps(cwd, proc, 1)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 1
     last = proc.stderr.read().strip().splitlines()[-1]

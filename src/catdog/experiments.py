@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from catdog.params import flatten
+
 PARAMS_FILE = "params.yaml"
 METRICS_DIR = "metrics"
 SIZE_KEY = "data.size"
@@ -42,18 +44,6 @@ class Run:
     seeds: dict[str, Any]  # every param named *.seed, e.g. {"pretrain.seed": 0}
     params: dict[str, Any]  # all params.yaml values, flattened to dotted keys
     metrics: dict[str, dict[str, float]]  # method -> metrics/<method>.json
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def method_of(path: str) -> str | None:

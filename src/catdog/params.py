@@ -102,12 +102,13 @@ SCHEMA: dict[str, Spec] = {
 }
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
+            flat.update(flatten(value, name + "."))
         else:
             flat[name] = value
     return flat
@@ -117,7 +118,7 @@ def validate(tree: Any) -> None:
     """Raise ParamError naming the first bad key, its value and the allowed range."""
     if not isinstance(tree, dict):
         raise ParamError("params.yaml must hold a mapping of stage groups (data:, teacher:, ...)")
-    flat = _flatten(tree)
+    flat = flatten(tree)
     for key in flat:
         if key not in SCHEMA:
             raise ParamError(f"unknown parameter {key!r} in params.yaml (known: see src/catdog/params.py)")
