@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from dvclive import Live
 from torch import nn
 from tqdm import tqdm
 
 from catdog.atomic import save_torch
+from dvclive import Live
 
 
 def seed_everything(seed: int, device: torch.device) -> torch.Generator:
@@ -163,6 +163,30 @@ def _replay(live: Live, history: list[dict[str, float]]) -> None:
         live.next_step()
 
 
+def _one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+               train_epoch: Callable[[int], dict[str, float]],
+               validate: Callable[[int], dict[str, float]], state: _State, *, epochs: int,
+               monitor: str, patience: int | None) -> None:
+    """Train and validate one epoch; update the history and the early-stopping state."""
+    epoch = state.epoch + 1
+    start = time.perf_counter()
+    model.train()
+    row = {"epoch": epoch, **train_epoch(epoch)}
+    model.eval()
+    with torch.inference_mode():
+        row.update(validate(epoch))
+    state.seconds += time.perf_counter() - start
+    row["lr"] = optimizer.param_groups[0]["lr"]
+    state.history.append(row)
+    if row[monitor] > state.best_value:
+        state.best_value, state.best_epoch, state.bad_epochs = row[monitor], epoch, 0
+        state.best_weights = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+    else:
+        state.bad_epochs += 1
+    state.epoch = epoch
+    state.finished = epoch >= epochs or (patience is not None and state.bad_epochs >= patience)
+
+
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -199,37 +223,24 @@ def train(
     live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
     _replay(live, state.history)
     bar = tqdm(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch", file=sys.stderr)
-    while not state.finished and state.epoch < epochs:
-        epoch = state.epoch + 1
-        start = time.perf_counter()
-        try:
-            model.train()
-            row = {"epoch": epoch, **train_epoch(epoch)}
-            model.eval()
-            with torch.inference_mode():
-                row.update(validate(epoch))
-        except KeyboardInterrupt:
-            bar.close()
-            done = f"after epoch {state.epoch}, saved in {checkpoint}" if state.epoch else "before epoch 1"
-            raise SystemExit(f"interrupted {done}: run the stage again to resume") from None
-        state.seconds += time.perf_counter() - start
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        state.history.append(row)
-        value = row[monitor]
-        if value > state.best_value:
-            state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
-            state.best_weights = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch
-        state.finished = epoch >= epochs or (patience is not None and state.bad_epochs >= patience)
-        save_torch(checkpoint, {
-            "run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": _rng_state(generator), "state": state,
-        })
-        _replay(live, [row])
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
+    saved = state.epoch  # last epoch whose checkpoint is on disk
+    try:
+        while not state.finished and state.epoch < epochs:
+            _one_epoch(model, optimizer, train_epoch, validate, state,
+                       epochs=epochs, monitor=monitor, patience=patience)
+            save_torch(checkpoint, {
+                "run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_state(generator), "state": state,
+            })
+            saved = state.epoch
+            row = state.history[-1]
+            _replay(live, [row])
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
+    except KeyboardInterrupt:
+        bar.close()
+        done = f"after epoch {saved}, saved in {checkpoint}" if saved else "before epoch 1 ended"
+        raise SystemExit(f"interrupted {done}: run the stage again to resume") from None
     bar.close()
     if keep == "best" and state.best_weights is not None:
         model.load_state_dict(state.best_weights)
