@@ -202,3 +202,18 @@ def test_distillation_variants_are_reported_apart() -> None:
     assert set(plain.metrics) == {"kd", "simclr"}
     assert set(fitnet.metrics) == {"kd[online,feat2]", "simclr"}
     assert label("kd[online,feat2]") == "KD [online,feat2]"
+
+
+def test_a_baseline_reports_the_params_its_metrics_were_made_with() -> None:
+    from catdog.experiments import locked_params, parse_exp_show
+
+    lock = ("schema: '2.0'\nstages:\n  pool:\n    params:\n      params.yaml:\n        data.size: 800\n"
+            "  pretrain:\n    params:\n      params.yaml:\n        train.seed: 0\n"
+            "        pretrain:\n          epochs: 6\n")
+    assert locked_params(lock) == {"data.size": 800, "train.seed": 0, "pretrain.epochs": 6}
+    baseline = {"rev": "abc1234def", "name": "main", "data": {
+        "params": {"params.yaml": {"data": {"data": {"size": 10000}, "train": {"seed": 0}}}},
+        "metrics": {"metrics/kd.json": {"data": {"accuracy": 0.5}}}}}
+    assert parse_exp_show([baseline])[0].size == 10000  # params.yaml alone
+    runs = parse_exp_show([baseline], lambda rev: lock if rev == "abc1234def" else None)
+    assert [(r.name, r.size) for r in runs] == [("main", 800)]

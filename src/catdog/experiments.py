@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,31 +96,59 @@ def _entry_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or (rev if rev == "workspace" else rev[:7])
 
 
-def parse_exp_show(show: list[dict[str, Any]]) -> list[Run]:
-    """Finished, distinct runs in a `dvc exp show --json` document; named entries win ties."""
+def locked_params(lock_text: str | None) -> dict[str, Any]:
+    """The params each stage of a dvc.lock ran with, flattened ({"data.size": 800, ...})."""
+    stages = ((yaml.safe_load(lock_text) or {}).get("stages") or {}) if lock_text else {}
+    out: dict[str, Any] = {}
+    for stage in stages.values():
+        for key, value in ((stage.get("params") or {}).get(PARAMS_FILE) or {}).items():
+            out.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
+    return out
+
+
+def read_lock(root: Path, rev: str) -> str | None:
+    """dvc.lock of the workspace or of a commit, or None."""
+    if rev == "workspace":
+        path = root / "dvc.lock"
+        return path.read_text() if path.is_file() else None
+    done = subprocess.run(["git", "show", f"{rev}:dvc.lock"], cwd=root, capture_output=True,
+                          text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def parse_exp_show(show: list[dict[str, Any]],
+                   lock_of: Callable[[str], str | None] | None = None) -> list[Run]:
+    """Finished, distinct runs in a `dvc exp show --json` document; named entries win ties.
+
+    `lock_of(rev)` gives a baseline's dvc.lock: a commit or workspace whose params.yaml was
+    edited after its last run still reports its metrics with the params that produced them."""
     runs: dict[str, Run] = {}
     for entry, state in _entries(show):
         data = entry.get("data") or {}
         if entry.get("error") or state not in DONE_STATES:
             continue
         params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+        if lock_of is not None and state is None and entry.get("rev"):
+            params.update(locked_params(lock_of(entry["rev"])))
         files = {path: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
         metrics = method_metrics(files)
         if not metrics or SIZE_KEY not in params:
             continue
         run = make_run(_entry_name(entry), params, metrics)
-        key = json.dumps([params, metrics], sort_keys=True)
+        # The same results at the same size and seeds are one run, even if a path param differs.
+        key = json.dumps([run.size, run.seeds, run.metrics], sort_keys=True)
         if key not in runs or runs[key].name == "workspace":
             runs[key] = run
     return list(runs.values())
 
 
 def workspace_run(root: Path) -> list[Run]:
-    """The workspace alone, read from params.yaml and metrics/*.json (no git or DVC needed)."""
+    """The workspace alone, read from params.yaml (and dvc.lock) and metrics/*.json."""
     params_path = root / PARAMS_FILE
     if not params_path.is_file():
         return []
     params = flatten(yaml.safe_load(params_path.read_text()) or {})
+    params.update(locked_params(read_lock(root, "workspace")))
     files = {
         f"{METRICS_DIR}/{p.name}": json.loads(p.read_text())
         for p in sorted((root / METRICS_DIR).glob("*.json"))
@@ -144,8 +172,8 @@ def load_runs(root: Path = Path("."), all_commits: bool = False) -> list[Run]:
         return workspace_run(root)
     show = json.loads(done.stdout)
     if not any(entry.get("rev") == "workspace" for entry in show):  # a repo with no commit yet
-        return workspace_run(root) + parse_exp_show(show)
-    return parse_exp_show(show)
+        return workspace_run(root) + parse_exp_show(show, lambda rev: read_lock(root, rev))
+    return parse_exp_show(show, lambda rev: read_lock(root, rev))
 
 
 def method_order(runs: list[Run], preferred: tuple[str, ...]) -> list[str]:
