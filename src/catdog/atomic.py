@@ -1,4 +1,5 @@
-"""Atomic writes: a killed stage never leaves a half-written file for DVC to cache."""
+"""Atomic writes (a killed stage never leaves a half-written file for DVC to cache), and
+the guarded read of the torch files they write."""
 
 from __future__ import annotations
 
@@ -49,3 +50,14 @@ def save_torch(path: str | Path, obj: Any) -> None:
     """torch.save, atomically."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def load_torch_file(path: str | Path, kind: str, missing_hint: str = "") -> Any:
+    """torch.load (weights only) of one of our files; one-line errors if missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: {kind} file {path} not found{missing_hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise SystemExit(f"error: {path} is not a catdog {kind} file ({type(err).__name__})") from err

@@ -33,6 +33,13 @@ def confusion_rows(labels: np.ndarray, prob_dog: np.ndarray) -> list[dict[str, s
     return [{"actual": CLASSES[a], "predicted": CLASSES[p]} for a, p in zip(labels, pred, strict=True)]
 
 
+def confusion_csv(labels: np.ndarray, prob_dog: np.ndarray) -> str:
+    """confusion_rows as CSV text (header actual,predicted)."""
+    lines = ["actual,predicted"] + [f"{r['actual']},{r['predicted']}"
+                                    for r in confusion_rows(labels, prob_dog)]
+    return "\n".join(lines) + "\n"
+
+
 def confusion(labels: np.ndarray, prob_dog: np.ndarray) -> np.ndarray:
     """2x2 confusion matrix, rows = actual (Cat, Dog), columns = predicted."""
     pred = (np.asarray(prob_dog) >= 0.5).astype(int)

@@ -11,12 +11,11 @@ import argparse
 import re
 from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision.models import mobilenet_v2
 
 from catdog import CLASSES
-from catdog.atomic import save_torch
+from catdog.atomic import load_torch_file, save_torch
 
 STUDENT_ARCH = "mobilenet_v2"
 FEATURE_DIM = 1280  # MobileNetV2 pooled feature width
@@ -47,13 +46,7 @@ def save_model(path: str | Path, net: nn.Module, method: str, image_size: int) -
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """Load a model file; fail with one line if it is missing or of another architecture."""
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"error: model file {path} not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our model file"
-        raise SystemExit(f"error: {path} is not a catdog model file ({type(err).__name__})") from err
+    blob = load_torch_file(path, "model")
     if not isinstance(blob, dict) or blob.get("arch") != STUDENT_ARCH or "state_dict" not in blob:
         arch = blob.get("arch") if isinstance(blob, dict) else type(blob).__name__
         raise SystemExit(f"error: {path} holds a {arch!r} model, expected a catdog {STUDENT_ARCH} model file")

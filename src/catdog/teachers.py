@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from catdog import CLASSES
-from catdog.atomic import save_torch
+from catdog.atomic import load_torch_file, save_torch
 
 ARCHS = ("efficientnet_lite2", "resnet50")
 # ImageNet class ranges (inclusive) used by the zero-shot mapping.
@@ -210,14 +210,7 @@ def save_teacher(path: str | Path, teacher: Teacher) -> None:
 
 def load_teacher(path: str | Path, device: torch.device | str = "cpu") -> Teacher:
     """Rebuild a saved teacher on `device`; one-line error if the file is missing or foreign."""
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"error: teacher file {path} not found: run the teacher stage first")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a teacher file"
-        raise SystemExit(
-            f"error: {path} is not a catdog teacher file ({type(err).__name__})") from err
+    blob = load_torch_file(path, "teacher", ": run the teacher stage first")
     if not isinstance(blob, dict) or blob.get("arch") not in ARCHS or "head_weight" not in blob:
         raise SystemExit(f"error: {path} is not a catdog teacher file (expected arch in {ARCHS})")
     teacher = Teacher(blob["arch"], int(blob["image_size"]))

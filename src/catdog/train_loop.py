@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from catdog.atomic import save_torch
+from catdog.device import pick_device
 from dvclive import Live
 
 
@@ -44,6 +45,15 @@ def seed_everything(seed: int, device: torch.device) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+def stage_setup(params: dict, group: str) -> tuple[dict, torch.device, int, torch.Generator]:
+    """(params[group], device, seed, generator) for a training stage: device from `compute`,
+    every random number seeded from `train.seed`."""
+    compute = params["compute"]
+    device = pick_device(compute["device"], compute["threads"])
+    seed = params["train"]["seed"]
+    return params[group], device, seed, seed_everything(seed, device)
 
 
 def autocast(device: torch.device) -> AbstractContextManager:

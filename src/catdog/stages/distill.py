@@ -25,7 +25,6 @@ from torch import nn
 
 from catdog.augment import crop_flip01, normalize
 from catdog.cache import load_split, split_path
-from catdog.device import pick_device
 from catdog.kd_loss import feature_loss, kd_loss
 from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
@@ -37,7 +36,7 @@ from catdog.train_loop import (
     optimize,
     prepare_model,
     progress,
-    seed_everything,
+    stage_setup,
 )
 
 TEACHER_FILE = Path("models/teacher.pt")
@@ -96,10 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     method = METHODS[args.init]
     params = load_or_exit()
-    cfg, compute = params["distill"], params["compute"]
-    device = pick_device(compute["device"], compute["threads"])
-    seed = params["train"]["seed"]
-    generator = seed_everything(seed, device)
+    cfg, device, seed, generator = stage_setup(params, "distill")
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
     teacher = load_teacher(TEACHER_FILE, device)
 

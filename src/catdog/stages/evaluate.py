@@ -22,7 +22,7 @@ from sklearn.metrics import roc_curve
 from catdog.atomic import save_json, save_text
 from catdog.cache import load_split
 from catdog.device import pick_device
-from catdog.metrics import classification_metrics, confusion_rows
+from catdog.metrics import classification_metrics, confusion_csv
 from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
 from catdog.predict import dog_probabilities
@@ -32,15 +32,11 @@ METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
 
 
-def csv_text(header: list[str], rows: list[list] | list[dict]) -> str:
-    """Rows (lists or dicts keyed by header) as CSV text."""
+def csv_text(header: list[str], rows: list[list]) -> str:
+    """Rows as CSV text under a header line."""
     buf = io.StringIO()
-    if rows and isinstance(rows[0], dict):
-        writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
-        writer.writeheader()
-    else:
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
 
@@ -81,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
 
     plots = PLOTS_DIR / method
     save_text(plots / "confusion.csv",
-              csv_text(["actual", "predicted"], confusion_rows(labels, prob_dog)))
+              confusion_csv(labels, prob_dog))
     fpr, tpr, _ = roc_curve(labels, prob_dog)
     roc = [[f"{a:.6f}", f"{b:.6f}"] for a, b in zip(fpr, tpr, strict=True)]
     save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))

@@ -18,11 +18,10 @@ from torch import nn
 from catdog import CLASSES
 from catdog.augment import train_view
 from catdog.cache import load_split, split_path
-from catdog.device import pick_device
 from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.supervised import adamw_cosine, train_student
-from catdog.train_loop import autocast, batches, optimize, prepare_model, progress, seed_everything
+from catdog.train_loop import autocast, batches, optimize, prepare_model, progress, stage_setup
 
 INITS = ("simclr", "scratch", "imagenet")
 PRETRAINED = Path("models/pretrain.pt")
@@ -42,10 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("init", choices=INITS, help="starting weights")
     method = parser.parse_args(argv).init
     params = load_or_exit()
-    cfg, compute = params["finetune"], params["compute"]
-    device = pick_device(compute["device"], compute["threads"])
-    seed = params["train"]["seed"]
-    generator = seed_everything(seed, device)
+    cfg, device, seed, generator = stage_setup(params, "finetune")
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
     net = prepare_model(initial_model(method), device)

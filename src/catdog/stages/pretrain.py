@@ -19,7 +19,6 @@ from torch import nn
 from catdog.atomic import save_json
 from catdog.augment import eval_view, simclr_views
 from catdog.cache import load_split, split_path
-from catdog.device import pick_device
 from catdog.knn import knn_accuracy
 from catdog.models import FEATURE_DIM, encoder, save_model, student
 from catdog.params import load_or_exit
@@ -31,7 +30,7 @@ from catdog.train_loop import (
     optimize,
     prepare_model,
     progress,
-    seed_everything,
+    stage_setup,
     steps_per_epoch,
     train,
 )
@@ -66,10 +65,7 @@ def simclr_loss(backbone: nn.Module, head: nn.Module, criterion: nn.Module, batc
 
 def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
-    cfg, compute = params["pretrain"], params["compute"]
-    device = pick_device(compute["device"], compute["threads"])
-    seed = params["train"]["seed"]
-    generator = seed_everything(seed, device)
+    cfg, device, seed, generator = stage_setup(params, "pretrain")
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
     if len(pool) < 2:
         raise SystemExit("error: SimCLR needs at least 2 pool images")

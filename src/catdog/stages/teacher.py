@@ -9,9 +9,6 @@ The regularisation C is chosen on val only; test is scored once, at the end.
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -21,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from catdog.atomic import save_json, save_text
 from catdog.cache import load_split
 from catdog.device import pick_device
-from catdog.metrics import classification_metrics, confusion_rows
+from catdog.metrics import classification_metrics, confusion_csv
 from catdog.params import load_or_exit
 from catdog.teachers import Teacher, batched, dog_prob_from_imagenet, save_teacher, to_device
 
@@ -47,14 +44,6 @@ def fit_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
             best = (lr, c, acc, loss)
     assert best is not None
     return scaler, *best[:3]
-
-
-def write_confusion(path: str, labels: np.ndarray, prob_dog: np.ndarray) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["actual", "predicted"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(confusion_rows(labels, prob_dog))
-    save_text(path, buf.getvalue())
 
 
 def main() -> None:
@@ -88,7 +77,7 @@ def main() -> None:
 
     save_teacher(MODEL_FILE, teacher)
     save_json(METRICS_FILE, metrics)
-    write_confusion(CONFUSION_FILE, labels["test"], prob_dog)
+    save_text(CONFUSION_FILE, confusion_csv(labels["test"], prob_dog))
     print(f"teacher {cfg['arch']}@{cfg['image_size']}px: test accuracy {metrics['accuracy']:.4f} "
           f"(zero-shot {metrics['zero_shot_accuracy']:.4f}), val accuracy {val_acc:.4f}, C={c:g}, "
           f"{len(labels['labeled'])} labeled -> {MODEL_FILE}")
