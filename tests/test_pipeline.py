@@ -70,6 +70,15 @@ def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: st
         assert 1 <= info["epochs"] <= info["epochs_run"]
         assert len(list((repo_copy / f"plots/{method}/featuremaps").glob("*.png"))) == 10
     assert (repo_copy / "dvclive/pretrain/plots/metrics/val/knn_acc.tsv").is_file()
+    # Every stage records its wall time as a metric: metrics/time/<stage>.json.
+    listed = _run(["dvc", "stage", "list", "--name-only"], repo_copy, os.environ | {
+        "PATH": f"{repo_copy}/.venv/bin:" + os.environ["PATH"]})
+    stages = [line.split()[0].replace("@", "-") for line in listed.splitlines()]
+    assert len(stages) == 23 and "distill-imagenet_kd" in stages
+    times = {p.stem: json.loads(p.read_text())["seconds"]
+             for p in (repo_copy / "metrics/time").glob("*.json")}
+    assert set(times) == set(stages)
+    assert all(0 < s < 1800 for s in times.values())
     status = _run(["dvc", "status"], repo_copy, {**os.environ, "PATH": f"{repo_copy}/.venv/bin:"
                                                   + os.environ["PATH"]})
     assert "Data and pipelines are up to date" in status
@@ -90,6 +99,7 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
     assert {"metrics/simclr.json", "metrics/kd.json", "metrics/simclr_kd.json"} <= set(diff)
     assert "metrics/scratch.json" not in diff  # baselines on the 420 labels ignore the pool
     assert "metrics/teacher.json" not in diff  # the teacher never saw the pool
+    assert "metrics/time/pool.json" in diff and "metrics/time/teacher.json" not in diff
     plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo_copy, env))["data"]
     assert {"Confusion matrices (test)", "Val accuracy (fine-tune and distill)",
             "SimCLR kNN accuracy on val"} <= set(plots)

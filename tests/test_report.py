@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -32,6 +33,10 @@ for method, base in [("simclr", 0.5), ("kd", 0.6)]:
 json.dump({"accuracy": 0.97, "precision_cat": 0.96, "recall_cat": 0.98,
            "precision_dog": 0.98, "recall_dog": 0.96}, open("metrics/teacher.json", "w"))
 json.dump({"knn_accuracy": 0.7}, open("metrics/pretrain.json", "w"))
+os.makedirs("metrics/time", exist_ok=True)
+for stage, seconds in [("teacher", 30), ("pretrain", size / 100), ("finetune-simclr", 5),
+                       ("distill-kd", size / 50 + 2 * seed)]:
+    json.dump({"seconds": seconds}, open(f"metrics/time/{stage}.json", "w"))
 """
 
 DVC_YAML = """\
@@ -45,6 +50,7 @@ stages:
       - metrics/kd.json: {{cache: false}}
       - metrics/teacher.json: {{cache: false}}
       - metrics/pretrain.json: {{cache: false}}
+      - metrics/time: {{cache: false}}
 """
 
 
@@ -101,6 +107,8 @@ def test_load_runs_reads_every_experiment_once(exp_repo: Path) -> None:
                 expected_acc(method, r.size, seed)
             )
             assert r.metrics[method]["epochs"] == r.size // 100 + seed
+        assert r.times == {"teacher": 30, "pretrain": r.size / 100, "finetune-simclr": 5,
+                           "distill-kd": r.size / 50 + 2 * seed}
 
 
 def test_report_tables_plot_and_csv(exp_repo: Path, tmp_path: Path) -> None:
@@ -121,7 +129,22 @@ def test_report_tables_plot_and_csv(exp_repo: Path, tmp_path: Path) -> None:
     assert rows["| 10k @ Epochs to converge"] == "| 10k | – | 100 | 100 | 62 | 46 |"
     assert rows["| 3k @ Epochs to converge"] == "| 3k | – | 30.5 ± 0.7 | 30.5 ± 0.7 | 59 | 25 |"
     assert md.index("## Teacher") < md.index("## SimCLR") < md.index("## KD")
-    assert "pretrain" not in md
+    # Wall time per method = its stages (simclr: pretrain + finetune, kd: teacher + distill).
+    assert rows["| 10k @ Wall time per method (s)"] == "| 10k | 30 | 105 | 230 |"
+    assert rows["| 3k @ Wall time per method (s)"] == "| 3k | 30 ± 0 | 35 ± 0 | 91 ± 1 |"
+    assert rows["| distill-kd @ Wall time per stage (s)"] == "| distill-kd | 200 | 120 | 61 ± 1 |"
+    assert rows["| teacher @ Wall time per stage (s)"] == "| teacher | 30 | 30 | 30 ± 0 |"
+    assert rows["| **total** @ Wall time per stage (s)"] == "| **total** | **335** | **215** | **126** |"
+    winner = md.split("## Winner at each pool size\n\n", 1)[1].splitlines()
+    assert winner[0] == "- 10k: **KD** 0.700, ahead of SimCLR (0.600) by 0.100; 230 s of training stages."
+    assert winner[2].startswith(f"- 3k: **KD** {acc}, ahead of SimCLR (") and "by 0.100;" in winner[2]
+
+    runs = json.loads((out / "runs.json").read_text())
+    assert [(r["size"], r["seeds"]["pretrain.seed"]) for r in runs] == [
+        (10000, 0), (6000, 0), (3000, 0), (3000, 1)]
+    assert runs[3]["seconds"]["distill-kd"] == 62
+    assert runs[3]["metrics"]["kd"]["accuracy"] == pytest.approx(expected_acc("kd", 3000, 1))
+    assert "\n## pretrain" not in md  # metrics/pretrain.json has no accuracy: not a method
 
     with open(out / "summary.csv") as f:
         summary = {(r["method"], int(r["size"])): r for r in csv.DictReader(f)}
@@ -217,3 +240,18 @@ def test_a_baseline_reports_the_params_its_metrics_were_made_with() -> None:
     assert parse_exp_show([baseline])[0].size == 10000  # params.yaml alone
     runs = parse_exp_show([baseline], lambda rev: lock if rev == "abc1234def" else None)
     assert [(r.name, r.size) for r in runs] == [("main", 800)]
+
+
+def test_winner_within_one_std_is_not_called_a_clear_win() -> None:
+    from catdog.stages.report import winners
+
+    def row(method: str, mean: float, std: float) -> dict:
+        return {"method": method, "size": 3000, "runs": 3, "accuracy_mean": mean,
+                "accuracy_std": std, "seconds_mean": math.nan}
+
+    close = winners(["kd", "simclr"], [row("kd", 0.80, 0.03), row("simclr", 0.78, 0.01)])
+    assert close == ["- 3k: **KD** 0.800 ± 0.030, ahead of SimCLR (0.780 ± 0.010) by 0.020 "
+                     "(within one std: not a clear win)."]
+    clear = winners(["kd", "simclr"], [row("kd", 0.90, 0.01), row("teacher", 0.99, 0.0),
+                                       row("simclr", 0.78, 0.01)])
+    assert clear == ["- 3k: **KD** 0.900 ± 0.010, ahead of SimCLR (0.780 ± 0.010) by 0.120."]

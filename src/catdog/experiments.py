@@ -9,9 +9,9 @@ Reads `dvc exp show --json` (dvc 3.x). Its shape, per baseline commit and per ex
                        "revs": [<entry like above>]}] | null}]
 
 A method is any `metrics/<method>.json` holding an "accuracy", so new methods appear by
-themselves. Queued, running or failed experiments and entries without method metrics are left
-out; identical entries (same params and metrics, e.g. the workspace and the experiment it came
-from) are kept once.
+themselves; `metrics/time/<stage>.json` holds a stage's wall seconds. Queued, running or
+failed experiments and entries without method metrics are left out; identical entries (same
+params and metrics, e.g. the workspace and the experiment it came from) are kept once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from catdog.params import flatten
 
 PARAMS_FILE = "params.yaml"
 METRICS_DIR = "metrics"
+TIME_DIR = "metrics/time"
 SIZE_KEY = "data.size"
 # Executor states of experiments whose results are final.
 DONE_STATES = (None, "success")
@@ -44,6 +45,7 @@ class Run:
     seeds: dict[str, Any]  # every param named *.seed, e.g. {"pretrain.seed": 0}
     params: dict[str, Any]  # all params.yaml values, flattened to dotted keys
     metrics: dict[str, dict[str, float]]  # method -> metrics/<method>.json
+    times: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds
 
 
 def method_of(path: str) -> str | None:
@@ -62,6 +64,16 @@ def method_metrics(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, floa
     return out
 
 
+def stage_times(files: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """stage -> seconds for every metrics/time/<stage>.json, e.g. {"distill-kd": 512.3}."""
+    out = {}
+    for path, values in files.items():
+        p = Path(path)
+        if p.parent.as_posix() == TIME_DIR and isinstance(values, dict) and "seconds" in values:
+            out[p.stem] = float(values["seconds"])
+    return out
+
+
 def variant(method: str, params: dict[str, Any]) -> str:
     """The method's name with its distillation variant, so the report keeps variants apart:
     'kd', 'kd[online]', 'kd[online,feat1]' (teacher_mode online, feature_weight 1)."""
@@ -75,10 +87,12 @@ def variant(method: str, params: dict[str, Any]) -> str:
     return f"{method}[{','.join(tags)}]" if tags else method
 
 
-def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, float]]) -> Run:
+def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, float]],
+             times: dict[str, float] | None = None) -> Run:
     seeds = {k: v for k, v in params.items() if k.rsplit(".", 1)[-1] == "seed"}
     named = {variant(method, params): values for method, values in metrics.items()}
-    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params, metrics=named)
+    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params, metrics=named,
+               times=times or {})
 
 
 def _entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:
@@ -134,7 +148,7 @@ def parse_exp_show(show: list[dict[str, Any]],
         metrics = method_metrics(files)
         if not metrics or SIZE_KEY not in params:
             continue
-        run = make_run(_entry_name(entry), params, metrics)
+        run = make_run(_entry_name(entry), params, metrics, stage_times(files))
         # The same results at the same size and seeds are one run, even if a path param differs.
         key = json.dumps([run.size, run.seeds, run.metrics], sort_keys=True)
         if key not in runs or runs[key].name == "workspace":
@@ -150,13 +164,13 @@ def workspace_run(root: Path) -> list[Run]:
     params = flatten(yaml.safe_load(params_path.read_text()) or {})
     params.update(locked_params(read_lock(root, "workspace")))
     files = {
-        f"{METRICS_DIR}/{p.name}": json.loads(p.read_text())
-        for p in sorted((root / METRICS_DIR).glob("*.json"))
+        p.relative_to(root).as_posix(): json.loads(p.read_text())
+        for p in sorted((root / METRICS_DIR).glob("*.json")) + sorted((root / TIME_DIR).glob("*.json"))
     }
     metrics = method_metrics(files)
     if not metrics or SIZE_KEY not in params:
         return []
-    return [make_run("workspace", params, metrics)]
+    return [make_run("workspace", params, metrics, stage_times(files))]
 
 
 def load_runs(root: Path = Path("."), all_commits: bool = False) -> list[Run]:

@@ -28,6 +28,7 @@ from catdog.cache import load_split, split_path
 from catdog.kd_loss import feature_loss, kd_loss
 from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 from catdog.supervised import adamw_cosine, train_student
 from catdog.teachers import Teacher, batched, load_teacher
 from catdog.train_loop import (
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="student's starting weights")
     args = parser.parse_args(argv)
     method = METHODS[args.init]
+    clock = StageClock(f"distill-{method}")
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "distill")
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
     train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
                   stage="distill", method=method, init=args.init, inputs=inputs, trained=trained)
+    clock.save()
 
 
 if __name__ == "__main__":

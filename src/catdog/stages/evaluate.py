@@ -26,6 +26,7 @@ from catdog.metrics import classification_metrics, confusion_csv
 from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
 from catdog.predict import dog_probabilities
+from catdog.stage_time import StageClock
 
 MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
@@ -57,6 +58,7 @@ def training_info(method: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     method = method_from_argv(argv, __doc__.splitlines()[0])
+    clock = StageClock(f"evaluate-{method}")
     params = load_or_exit()
     batch_size = params["evaluate"]["batch_size"]
     device = pick_device(params["compute"]["device"], params["compute"]["threads"])
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))
     print(f"{method}: test accuracy {metrics['accuracy']:.4f}, "
           f"ROC AUC {metrics['roc_auc']:.4f} on {metrics['n']} images")
+    clock.save()
 
 
 if __name__ == "__main__":

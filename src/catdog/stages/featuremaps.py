@@ -23,6 +23,7 @@ from catdog.augment import eval_view
 from catdog.cache import load_split
 from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 
 # MobileNetV2 modules, early to late: stem ReLU (32 ch), block 6 projection (32 ch),
 # block 13 projection BN (96 ch), last 1x1 conv ReLU (1280 ch).
@@ -86,6 +87,7 @@ def save_grid(path: Path, maps: torch.Tensor, channels: int, title: str) -> None
 
 def main(argv: list[str] | None = None) -> None:
     method = method_from_argv(argv, __doc__.splitlines()[0])
+    clock = StageClock(f"featuremaps-{method}")
     channels = load_or_exit()["featuremaps"]["channels"]
     net, meta = load_model(Path("models") / f"{method}.pt")  # two images: CPU is enough
     size = int(meta["image_size"])
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{fmap.shape[1]}x{fmap.shape[2]}")
             save_grid(out_dir / f"{key}_{layer}.png", fmap, channels, title)
     print(f"{method}: feature maps of {len(LAYERS)} layers written to {out_dir}")
+    clock.save()
 
 
 if __name__ == "__main__":

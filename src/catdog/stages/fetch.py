@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from catdog.atomic import save_json
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 
 RAW_DIR = Path("data/raw")
 DOWNLOAD_DIR = Path("data/downloads")
@@ -131,9 +132,11 @@ def fetch(source: str, raw_dir: Path = RAW_DIR) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    clock = StageClock("fetch")
     params = load_or_exit()["data"]
     info = fetch(params["source"])
     print(f"fetch: {info['files']} files from {info['source']} into {RAW_DIR}", file=sys.stderr)
+    clock.save()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from catdog.augment import train_view
 from catdog.cache import load_split, split_path
 from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 from catdog.supervised import adamw_cosine, train_student
 from catdog.train_loop import autocast, batches, optimize, prepare_model, progress, stage_setup
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("init", choices=INITS, help="starting weights")
     method = parser.parse_args(argv).init
+    clock = StageClock(f"finetune-{method}")
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "finetune")
     labeled, val = load_split("labeled"), load_split("val")
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [split_path("labeled"), split_path("val")] + ([PRETRAINED] if method == "simclr" else [])
     train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
                   stage="finetune", method=method, init=method, inputs=inputs)
+    clock.save()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pandas as pd
 
 from catdog.cache import POOL_FILE, save_split
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 from catdog.stages.prepare import INDEX_FILE, RAW_IMAGES, split_tensors
 
 
@@ -22,6 +23,7 @@ def pool_files(index: pd.DataFrame, size: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    clock = StageClock("pool")
     data = load_or_exit()["data"]
     if not INDEX_FILE.is_file():
         raise SystemExit(f"error: {INDEX_FILE} not found: run the prepare stage first")
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     cats = int((pool.labels == 0).sum())
     print(f"pool: {len(pool)} unlabeled images ({cats} cats, {len(pool) - cats} dogs) in {POOL_FILE}",
           file=sys.stderr)
+    clock.save()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from catdog.cache import PREPARED_DIR, Split, save_split, split_path
 from catdog.images import BadImage, decode, file_sha256
 from catdog.params import load_or_exit
 from catdog.splits import FIXED, assign_splits, required
+from catdog.stage_time import StageClock
 
 RAW_IMAGES = Path("data/raw/PetImages")
 INDEX_FILE = PREPARED_DIR / "index.csv"
@@ -123,6 +124,7 @@ def split_tensors(index: pd.DataFrame, name: str, root: Path, size: int, limit: 
 
 
 def main(argv: list[str] | None = None) -> None:
+    clock = StageClock("prepare")
     data = load_or_exit()["data"]
     sizes = {name: data[name] for name in FIXED}
     root = RAW_IMAGES.parent
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     skipped = ", ".join(f"{n} {r}" for r, n in reasons.items()) or "none"
     print(f"prepare: {summary}; skipped {len(rejected)} ({skipped}); list in {REJECTED_FILE}",
           file=sys.stderr)
+    clock.save()
 
 
 if __name__ == "__main__":

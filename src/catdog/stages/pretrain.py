@@ -22,6 +22,7 @@ from catdog.cache import load_split, split_path
 from catdog.knn import knn_accuracy
 from catdog.models import FEATURE_DIM, encoder, save_model, student
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 from catdog.train_loop import (
     autocast,
     batches,
@@ -64,6 +65,7 @@ def simclr_loss(backbone: nn.Module, head: nn.Module, criterion: nn.Module, batc
 
 
 def main(argv: list[str] | None = None) -> None:
+    clock = StageClock("pretrain")
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "pretrain")
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     save_json(INFO_FILE, result.info() | {"best_knn_acc": result.best_value})
     print(f"pretrain: {result.epochs_run} epochs, {result.seconds:.0f}s, final val kNN acc "
           f"{result.history[-1]['val/knn_acc']:.3f}", file=sys.stderr)
+    clock.save()
 
 
 if __name__ == "__main__":

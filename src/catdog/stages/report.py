@@ -7,7 +7,8 @@ Not a dvc.yaml stage: it reads across experiments, after a sweep such as
 
 Runs that share a pool size (e.g. other seeds) are reported as mean ± std and drawn with
 error bars; the reference study's numbers are drawn dashed.
-Writes reports/report.md, reports/summary.csv and reports/accuracy_vs_size.png.
+Writes reports/report.md (tables, wall times, the winner at each size), reports/summary.csv,
+reports/runs.json (every run's params, metrics and stage seconds) and reports/accuracy_vs_size.png.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from catdog.atomic import atomic_path, save_text
-from catdog.experiments import Run, load_runs, method_order
+from catdog.experiments import Run, load_runs, method_order, workspace_run
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
@@ -34,7 +37,20 @@ COLUMNS = (
     ("Prec-D", "precision_dog"),
     ("Rec-D", "recall_dog"),
 )
-SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs",)
+# "seconds": wall time of the stages the method needs (METHOD_STAGES), from metrics/time/.
+SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds")
+# Stages whose wall time each method costs, beyond the shared data stages (fetch, prepare, pool).
+METHOD_STAGES = {
+    "teacher": ("teacher",),
+    "simclr": ("pretrain", "finetune-simclr"),
+    "kd": ("teacher", "distill-kd"),
+    "scratch": ("finetune-scratch",),
+    "imagenet": ("finetune-imagenet",),
+    "imagenet_kd": ("teacher", "distill-imagenet_kd"),
+    "simclr_kd": ("pretrain", "finetune-simclr", "teacher", "distill-simclr_kd"),
+}
+# Stage rows of the wall-time table, in pipeline order; stages not listed follow alphabetically.
+STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "pretrain")
 # Reference study: test accuracy and epochs to converge per unlabeled pool size.
 STUDY_ACCURACY = {
     "simclr": {10000: 0.78, 6000: 0.76, 3000: 0.72},
@@ -61,12 +77,22 @@ def label(method: str) -> str:
     return LABELS.get(base, base) + (f" [{tags}" if tags else "")
 
 
+def method_seconds(run: Run, method: str) -> float | None:
+    """Wall seconds of the stages that made the method's model in this run, or None if the run
+    lacks a stage's time (or the method has no known stages)."""
+    stages = METHOD_STAGES.get(method.partition("[")[0])
+    if not stages or any(s not in run.times for s in stages):
+        return None
+    return sum(run.times[s] for s in stages)
+
+
 def summarize(runs: list[Run], methods: list[str]) -> list[dict[str, object]]:
     """One row per (method, size): run count, mean and sample std of every summary key."""
     rows = []
     for method in methods:
         for size in sorted({r.size for r in runs if method in r.metrics}, reverse=True):
-            found = [r.metrics[method] for r in runs if r.size == size and method in r.metrics]
+            found = [r.metrics[method] | {"seconds": method_seconds(r, method)}
+                     for r in runs if r.size == size and method in r.metrics]
             row: dict[str, object] = {"method": method, "size": size, "runs": len(found)}
             for key in SUMMARY_KEYS:
                 values = np.array([float(m[key]) for m in found if m.get(key) is not None])
@@ -123,6 +149,70 @@ def epochs_table(methods: list[str], rows: list[dict[str, object]]) -> str:
     return markdown_table(header, body)
 
 
+def stage_order(runs: list[Run]) -> list[str]:
+    found = {s for r in runs for s in r.times}
+    return [s for s in STAGE_ORDER if s in found] + sorted(found - set(STAGE_ORDER))
+
+
+def stage_table(runs: list[Run]) -> str:
+    """Rows = stages, columns = pool sizes: wall seconds, mean ± std over runs; last row: the
+    sum of the means, i.e. one whole `dvc repro` at that size from nothing."""
+    sizes = sorted({r.size for r in runs}, reverse=True)
+    body = []
+    totals = dict.fromkeys(sizes, 0.0)
+    for stage in stage_order(runs):
+        line = [stage]
+        for size in sizes:
+            values = np.array([r.times[stage] for r in runs if r.size == size and stage in r.times])
+            if not len(values):
+                line.append("–")
+                continue
+            totals[size] += float(values.mean())
+            line.append(f"{values[0]:.0f}" if len(values) == 1
+                        else f"{values.mean():.0f} ± {values.std(ddof=1):.0f}")
+        body.append(line)
+    body.append(["**total**"] + [f"**{totals[s]:.0f}**" for s in sizes])
+    return markdown_table(["Stage"] + [size_label(s) for s in sizes], body)
+
+
+def seconds_table(methods: list[str], rows: list[dict[str, object]]) -> str:
+    """Rows = pool sizes, columns = wall seconds of the stages each method needs."""
+    sizes = sorted({int(r["size"]) for r in rows}, reverse=True)
+    by_key = {(r["method"], int(r["size"])): r for r in rows}
+    body = [[size_label(size)] + [cell(by_key.get((m, size)), "seconds", digits=0) for m in methods]
+            for size in sizes]
+    return markdown_table(["Pool"] + [label(m) for m in methods], body)
+
+
+def winners(methods: list[str], rows: list[dict[str, object]]) -> list[str]:
+    """One line per pool size: the student with the best mean test accuracy, its margin over the
+    runner-up (flagged when within the larger of their stds) and its wall seconds."""
+    lines = []
+    for size in sorted({int(r["size"]) for r in rows}, reverse=True):
+        ranked = sorted(
+            (r for r in rows if int(r["size"]) == size and r["method"] != "teacher"
+             and not math.isnan(float(r["accuracy_mean"]))),
+            key=lambda r: -float(r["accuracy_mean"]),
+        )
+        if not ranked:
+            continue
+        best = ranked[0]
+        text = f"- {size_label(size)}: **{label(str(best['method']))}** {cell(best, 'accuracy')}"
+        if len(ranked) > 1:
+            second = ranked[1]
+            margin = float(best["accuracy_mean"]) - float(second["accuracy_mean"])
+            spread = max(0.0 if math.isnan(s) else s
+                         for s in (float(best["accuracy_std"]), float(second["accuracy_std"])))
+            text += (f", ahead of {label(str(second['method']))} ({cell(second, 'accuracy')}) "
+                     f"by {margin:.3f}" + (" (within one std: not a clear win)"
+                                            if spread and margin <= spread else ""))
+        seconds = float(best["seconds_mean"])
+        if not math.isnan(seconds):
+            text += f"; {seconds:.0f} s of training stages"
+        lines.append(text + ".")
+    return lines
+
+
 def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, object]]) -> str:
     parts = [
         "# Results by unlabeled pool size",
@@ -134,6 +224,14 @@ def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, ob
     for method in methods:
         parts += ["", f"## {label(method)}", "", method_table(method, rows)]
     parts += ["", "## Epochs to converge", "", epochs_table(methods, rows)]
+    if any(r.times for r in runs):
+        parts += ["", "## Wall time per method (s)", "",
+                  "Sum of the stages that make each model: teacher + distill for the KD methods, "
+                  "pretrain + fine-tune for SimCLR. The data stages (fetch, prepare, pool) are "
+                  "shared and listed with every stage in the next table.", "",
+                  seconds_table(methods, rows),
+                  "", "## Wall time per stage (s)", "", stage_table(runs)]
+    parts += ["", "## Winner at each pool size", "", *winners(methods, rows)]
     parts += ["", "![accuracy vs pool size](accuracy_vs_size.png)", ""]
     return "\n".join(parts)
 
@@ -149,6 +247,16 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
         {k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in rows
     )
     save_text(path, buf.getvalue())
+
+
+def runs_json(runs: list[Run]) -> str:
+    """Every run, sorted by size and seeds: name, size, seeds, params, metrics, stage seconds."""
+    ordered = sorted(runs, key=lambda r: (-r.size, json.dumps(r.seeds, sort_keys=True), r.name))
+    return json.dumps(
+        [{"name": r.name, "size": r.size, "seeds": r.seeds, "params": r.params,
+          "metrics": r.metrics, "seconds": r.times} for r in ordered],
+        indent=1, sort_keys=True,
+    ) + "\n"
 
 
 def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]]) -> None:
@@ -190,6 +298,15 @@ def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]])
     plt.close(fig)
 
 
+def snapshot_runs(runs_dir: Path) -> list[Run]:
+    """One run per snapshot folder in runs_dir, named after the folder."""
+    if not runs_dir.is_dir():
+        raise SystemExit(f"error: --runs-dir {runs_dir} is not a folder")
+    return [replace(run, name=folder.name)
+            for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir())
+            for run in workspace_run(folder)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Report every DVC experiment side by side.")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the report files")
@@ -198,9 +315,18 @@ def main() -> None:
         action="store_true",
         help="also read experiments of every git commit, not only HEAD's",
     )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        help="read run snapshots (folders of params.yaml, dvc.lock, metrics/, as written by "
+        "scripts/sweep.sh) instead of DVC experiments",
+    )
     args = parser.parse_args()
 
-    runs = load_runs(Path("."), all_commits=args.all_commits)
+    if args.runs_dir:
+        runs = snapshot_runs(args.runs_dir)
+    else:
+        runs = load_runs(Path("."), all_commits=args.all_commits)
     if not runs:
         raise SystemExit(
             "error: no finished experiment has data.size in params.yaml and "
@@ -210,6 +336,7 @@ def main() -> None:
     rows = summarize(runs, methods)
     save_text(args.out / "report.md", render_markdown(runs, methods, rows))
     write_csv(args.out / "summary.csv", rows)
+    save_text(args.out / "runs.json", runs_json(runs))
     plot_accuracy(args.out / "accuracy_vs_size.png", methods, rows)
     print(f"{len(runs)} run(s), methods {', '.join(methods)} -> {args.out}/report.md")
 

@@ -20,6 +20,7 @@ from catdog.cache import load_split
 from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_csv
 from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
 from catdog.teachers import Teacher, batched, dog_prob_from_imagenet, save_teacher, to_device
 
 MODEL_FILE = "models/teacher.pt"
@@ -47,6 +48,7 @@ def fit_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
 
 
 def main() -> None:
+    clock = StageClock("teacher")
     params = load_or_exit()
     cfg, compute = params["teacher"], params["compute"]
     device = pick_device(compute["device"], compute["threads"])
@@ -81,6 +83,7 @@ def main() -> None:
     print(f"teacher {cfg['arch']}@{cfg['image_size']}px: test accuracy {metrics['accuracy']:.4f} "
           f"(zero-shot {metrics['zero_shot_accuracy']:.4f}), val accuracy {val_acc:.4f}, C={c:g}, "
           f"{len(labels['labeled'])} labeled -> {MODEL_FILE}")
+    clock.save()
 
 
 if __name__ == "__main__":
