@@ -104,7 +104,7 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, splits: dict)
     proc = _finetune(cwd)
     assert proc.wait(timeout=600) == 0
     log = proc.stderr.read()
-    assert "ignoring checkpoints/finetune-scratch.pt: it belongs to other params or inputs" in log
+    assert "ignoring checkpoints/finetune-scratch.pt: it belongs to other params, inputs or code" in log
     assert "resuming" not in log
 
 
@@ -118,3 +118,26 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path, splits: dict) -> None:
     assert last.startswith("interrupted after epoch ")
     assert last.endswith("saved in checkpoints/finetune-scratch.pt: run the stage again to resume")
     assert not (cwd / "models/scratch.pt").exists()
+
+
+def test_fingerprint_follows_the_code(tmp_path: Path) -> None:
+    """A checkpoint written by other code (e.g. before a fix) has another run id."""
+    from catdog.train_loop import fingerprint
+
+    code = tmp_path / "pkg"
+    code.mkdir()
+    (code / "a.py").write_text("X = 1\n")
+    before = fingerprint({"lr": 0.1}, [], code_root=code)
+    assert fingerprint({"lr": 0.1}, [], code_root=code) == before
+    (code / "a.py").write_text("X = 2\n")
+    assert fingerprint({"lr": 0.1}, [], code_root=code) != before
+
+
+def test_stage_clock_adds_the_seconds_of_interrupted_runs(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stage_time import StageClock
+
+    monkeypatch.chdir(tmp_path)
+    seconds = StageClock("distill-kd").save(carried=100.0)
+    assert 100.0 <= seconds < 101.0
+    assert json.loads((tmp_path / "metrics/time/distill-kd.json").read_text()) == {"seconds": seconds}

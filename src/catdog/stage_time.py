@@ -2,8 +2,9 @@
 
 Each stage starts a StageClock when it knows its name (e.g. "distill-kd") and saves it as its
 last step, so `dvc metrics show` / `dvc exp show` list the seconds next to the accuracies and
-the report can sum the stages each method needs. A resumed training stage reports the seconds
-of the run that finished it; models/<method>.json keeps train_seconds summed over all runs.
+the report can sum the stages each method needs. A training stage resumed after an
+interruption adds the training seconds its earlier runs spent (`carried`), so the figure is
+what the stage cost in all, less the start-up of the runs that were cut.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ def time_file(stage: str) -> Path:
 
 
 class StageClock:
-    """Started on creation; `save()` writes {"seconds": s} for the stage and returns s."""
+    """Started on creation; `save()` writes {"seconds": s} for the stage and returns s, where s
+    is the wall time since creation plus `carried` seconds done by earlier runs."""
 
     def __init__(self, stage: str) -> None:
         self.stage = stage
         self.start = time.perf_counter()
 
-    def save(self) -> float:
-        seconds = round(time.perf_counter() - self.start, 2)
+    def save(self, carried: float = 0.0) -> float:
+        seconds = round(time.perf_counter() - self.start + carried, 2)
         save_json(time_file(self.stage), {"seconds": seconds})
         return seconds

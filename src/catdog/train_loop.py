@@ -36,6 +36,8 @@ from catdog.atomic import save_torch
 from catdog.device import pick_device
 from dvclive import Live
 
+PACKAGE_DIR = Path(__file__).resolve().parent  # the catdog package: its source is fingerprinted
+
 
 def seed_everything(seed: int, device: torch.device) -> torch.Generator:
     """Seed python, numpy and torch; return the generator all data randomness must use."""
@@ -107,9 +109,19 @@ def progress(items: list, desc: str) -> Iterator:
     return iter(tqdm(items, desc=desc, leave=False, unit="step", file=sys.stderr))
 
 
-def fingerprint(params: dict[str, Any], inputs: list[Path]) -> str:
-    """Hash of the stage's params and input files (size plus head and tail bytes)."""
+def code_digest(root: Path = PACKAGE_DIR) -> str:
+    """Hash of the catdog package's source files (paths and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(params: dict[str, Any], inputs: list[Path], code_root: Path = PACKAGE_DIR) -> str:
+    """Hash of the stage's params, input files (size plus head and tail bytes) and the package's
+    source: a checkpoint written by other code (e.g. before a fix) is never resumed."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    digest.update(code_digest(code_root).encode())
     for path in inputs:
         path = Path(path)
         size = path.stat().st_size
@@ -130,6 +142,7 @@ class Result:
     seconds: float  # wall-clock training seconds, summed over resumed runs
     best_value: float
     history: list[dict[str, float]] = field(default_factory=list)
+    resumed_seconds: float = 0.0  # of `seconds`, those spent by earlier, interrupted runs
 
     def info(self) -> dict[str, float]:
         return {"epochs": self.best_epoch, "epochs_run": self.epochs_run,
@@ -218,6 +231,7 @@ def train(
     keep="best" leaves the best-val weights in `model` at the end; keep="last" the final ones.
     """
     state = _State()
+    resumed_seconds = 0.0
     checkpoint = Path(checkpoint)
     if checkpoint.is_file():
         blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -227,9 +241,10 @@ def train(
             scheduler.load_state_dict(blob["scheduler"])
             _set_rng_state(blob["rng"], generator)
             state = blob["state"]
+            resumed_seconds = state.seconds
             print(f"resuming from {checkpoint} after epoch {state.epoch}", file=sys.stderr)
         else:
-            print(f"ignoring {checkpoint}: it belongs to other params or inputs", file=sys.stderr)
+            print(f"ignoring {checkpoint}: it belongs to other params, inputs or code", file=sys.stderr)
     live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
     _replay(live, state.history)
     bar = tqdm(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch", file=sys.stderr)
@@ -256,4 +271,4 @@ def train(
         model.load_state_dict(state.best_weights)
     return Result(best_epoch=state.best_epoch if keep == "best" else state.epoch,
                   epochs_run=state.epoch, seconds=state.seconds, best_value=state.best_value,
-                  history=state.history)
+                  history=state.history, resumed_seconds=resumed_seconds)

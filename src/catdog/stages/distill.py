@@ -126,9 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
-    train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
-                  stage="distill", method=method, init=args.init, inputs=inputs, trained=trained)
-    clock.save()
+    result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
+                           device, stage="distill", method=method, init=args.init, inputs=inputs,
+                           trained=trained)
+    clock.save(carried=result.resumed_seconds)
 
 
 if __name__ == "__main__":

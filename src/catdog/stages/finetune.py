@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path("labeled"), split_path("val")] + ([PRETRAINED] if method == "simclr" else [])
-    train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed}, device,
-                  stage="finetune", method=method, init=method, inputs=inputs)
-    clock.save()
+    result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
+                           device, stage="finetune", method=method, init=method, inputs=inputs)
+    clock.save(carried=result.resumed_seconds)
 
 
 if __name__ == "__main__":

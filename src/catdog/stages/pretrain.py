@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     save_json(INFO_FILE, result.info() | {"best_knn_acc": result.best_value})
     print(f"pretrain: {result.epochs_run} epochs, {result.seconds:.0f}s, final val kNN acc "
           f"{result.history[-1]['val/knn_acc']:.3f}", file=sys.stderr)
-    clock.save()
+    clock.save(carried=result.resumed_seconds)
 
 
 if __name__ == "__main__":
