@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from catdog.cache import Split
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ZIP = REPO.parent / "shared" / "data" / "petimages-180.zip"
+
+
+def committed_params() -> dict:
+    """params.yaml as committed at HEAD (the full-scale defaults), not the workspace copy: after
+    `scripts/quick-run.sh` the workspace holds the quick profile's values, which must not leak
+    into the tests. Outside a git checkout, the file itself."""
+    done = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True,
+                          text=True)
+    text = done.stdout if done.returncode == 0 else (REPO / "params.yaml").read_text()
+    return yaml.safe_load(text)
 
 
 @pytest.fixture(scope="session")

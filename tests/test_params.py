@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import committed_params
 
 from catdog.params import ParamError, load_params, validate
 
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return committed_params()
 
 
 def test_repo_params_are_valid() -> None:

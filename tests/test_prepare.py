@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import committed_params
 from PIL import Image
 
 from catdog.cache import load_split
@@ -86,7 +87,7 @@ def test_decode_rejects_bad_files(raw_tree: Path, name: str, reason: str) -> Non
 
 
 def _run_prepare(cwd: Path, **data: int) -> subprocess.CompletedProcess:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = committed_params()
     params["data"].update({"test": 10, "labeled": 8, "val": 6, "size": 10, "image_size": 48, **data})
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run([sys.executable, "-m", "catdog.stages.prepare"], cwd=cwd,

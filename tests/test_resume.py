@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import make_split
+from conftest import committed_params, make_split
 
 from catdog.cache import save_split, split_path
 
@@ -30,7 +30,7 @@ def splits(shared_zip: Path) -> dict:
 
 def _workspace(root: Path, splits: dict) -> Path:
     root.mkdir()
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = committed_params()
     params["compute"].update({"device": "cpu", "threads": 1})
     params["finetune"].update({"epochs": EPOCHS, "patience": EPOCHS, "batch_size": 16,
                                "image_size": 32})

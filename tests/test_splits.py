@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import committed_params
 
 from catdog.cache import load_split
 from catdog.splits import assign_splits
@@ -29,7 +30,7 @@ def _stage(cwd: Path, name: str) -> subprocess.CompletedProcess:
 def prepared(tmp_path_factory: pytest.TempPathFactory, shared_zip: Path) -> Path:
     """fetch + prepare of the whole shared zip at the reference budget (cache at 32 px: fast)."""
     cwd = tmp_path_factory.mktemp("full")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = committed_params()
     params["data"].update({"source": str(shared_zip), "image_size": 32, "size": 300})
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
     _stage(cwd, "fetch")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import make_split
+from conftest import committed_params, make_split
 
 from catdog.cache import save_split, split_path
 from catdog.models import load_model
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = committed_params()
     params["compute"]["device"] = "cpu"
     params["pretrain"].update({"epochs": 2, "warmup_epochs": 1, "batch_size": 16, "image_size": 32})
     params["finetune"].update({"epochs": 2, "batch_size": 16, "image_size": 32})
