@@ -134,7 +134,8 @@ def test_report_tables_plot_and_csv(exp_repo: Path, tmp_path: Path) -> None:
     assert rows["| 3k @ Wall time per method (s)"] == "| 3k | 30 ± 0 | 35 ± 0 | 91 ± 1 |"
     assert rows["| distill-kd @ Wall time per stage (s)"] == "| distill-kd | 200 | 120 | 61 ± 1 |"
     assert rows["| teacher @ Wall time per stage (s)"] == "| teacher | 30 | 30 | 30 ± 0 |"
-    assert rows["| **total** @ Wall time per stage (s)"] == "| **total** | **335** | **215** | **126** |"
+    assert rows["| **total of the rows** @ Wall time per stage (s)"] == (
+        "| **total of the rows** | **335** | **215** | **126** |")
     winner = md.split("## Winner at each pool size\n\n", 1)[1].splitlines()
     assert winner[0] == "- 10k: **KD** 0.700, ahead of SimCLR (0.600) by 0.100; 230 s of training stages."
     assert winner[2].startswith(f"- 3k: **KD** {acc}, ahead of SimCLR (") and "by 0.100;" in winner[2]
@@ -255,3 +256,11 @@ def test_winner_within_one_std_is_not_called_a_clear_win() -> None:
     clear = winners(["kd", "simclr"], [row("kd", 0.90, 0.01), row("teacher", 0.99, 0.0),
                                        row("simclr", 0.78, 0.01)])
     assert clear == ["- 3k: **KD** 0.900 ± 0.010, ahead of SimCLR (0.780 ± 0.010) by 0.120."]
+    # Single runs: the margin is weighed against the test set's standard error.
+    single = [row("kd", 0.844, math.nan) | {"n_mean": 5000.0},
+              row("imagenet", 0.839, math.nan) | {"n_mean": 5000.0}]
+    assert winners(["kd", "imagenet"], single) == [
+        "- 3k: **KD** 0.844, ahead of ImageNet (0.839) by 0.005 (within the 5000 test images' "
+        "standard error of 0.007: not a clear win)."]
+    single[1]["accuracy_mean"] = 0.80
+    assert winners(["kd", "imagenet"], single)[0].endswith("by 0.044.")

@@ -38,7 +38,8 @@ COLUMNS = (
     ("Rec-D", "recall_dog"),
 )
 # "seconds": wall time of the stages the method needs (METHOD_STAGES), from metrics/time/.
-SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds")
+# "n": test images scored (for the standard error of single runs).
+SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds", "n")
 # Stages whose wall time each method costs, beyond the shared data stages (fetch, prepare, pool).
 METHOD_STAGES = {
     "teacher": ("teacher",),
@@ -171,7 +172,7 @@ def stage_table(runs: list[Run]) -> str:
             line.append(f"{values[0]:.0f}" if len(values) == 1
                         else f"{values.mean():.0f} ± {values.std(ddof=1):.0f}")
         body.append(line)
-    body.append(["**total**"] + [f"**{totals[s]:.0f}**" for s in sizes])
+    body.append(["**total of the rows**"] + [f"**{totals[s]:.0f}**" for s in sizes])
     return markdown_table(["Stage"] + [size_label(s) for s in sizes], body)
 
 
@@ -184,9 +185,25 @@ def seconds_table(methods: list[str], rows: list[dict[str, object]]) -> str:
     return markdown_table(["Pool"] + [label(m) for m in methods], body)
 
 
+def margin_caveat(best: dict[str, object], second: dict[str, object], margin: float) -> str:
+    """' (within ...: not a clear win)' when the margin is inside the noise: the larger seed std
+    of the two, or with single runs the standard error of the accuracy difference on n test
+    images; '' otherwise."""
+    stds = [s for s in (float(best["accuracy_std"]), float(second["accuracy_std"])) if not math.isnan(s)]
+    if stds:
+        return " (within one std: not a clear win)" if margin <= max(stds) else ""
+    n = min(float(best.get("n_mean", math.nan)), float(second.get("n_mean", math.nan)))
+    if math.isnan(n) or n < 1:
+        return ""
+    p, q = float(best["accuracy_mean"]), float(second["accuracy_mean"])
+    se = math.sqrt((p * (1 - p) + q * (1 - q)) / n)
+    return (f" (within the {n:.0f} test images' standard error of {se:.3f}: not a clear win)"
+            if margin <= se else "")
+
+
 def winners(methods: list[str], rows: list[dict[str, object]]) -> list[str]:
     """One line per pool size: the student with the best mean test accuracy, its margin over the
-    runner-up (flagged when within the larger of their stds) and its wall seconds."""
+    runner-up (flagged when inside the noise, see margin_caveat) and its wall seconds."""
     lines = []
     for size in sorted({int(r["size"]) for r in rows}, reverse=True):
         ranked = sorted(
@@ -201,11 +218,8 @@ def winners(methods: list[str], rows: list[dict[str, object]]) -> list[str]:
         if len(ranked) > 1:
             second = ranked[1]
             margin = float(best["accuracy_mean"]) - float(second["accuracy_mean"])
-            spread = max(0.0 if math.isnan(s) else s
-                         for s in (float(best["accuracy_std"]), float(second["accuracy_std"])))
             text += (f", ahead of {label(str(second['method']))} ({cell(second, 'accuracy')}) "
-                     f"by {margin:.3f}" + (" (within one std: not a clear win)"
-                                            if spread and margin <= spread else ""))
+                     f"by {margin:.3f}" + margin_caveat(best, second, margin))
         seconds = float(best["seconds_mean"])
         if not math.isnan(seconds):
             text += f"; {seconds:.0f} s of training stages"
