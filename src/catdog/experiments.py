@@ -74,6 +74,11 @@ def stage_times(files: dict[str, dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def base_method(method: str) -> str:
+    """'kd[online,feat1]' -> 'kd': the method without its distillation variant tags."""
+    return method.partition("[")[0]
+
+
 def variant(method: str, params: dict[str, Any]) -> str:
     """The method's name with its distillation variant, so the report keeps variants apart:
     'kd', 'kd[online]', 'kd[online,feat1]' (teacher_mode online, feature_weight 1)."""

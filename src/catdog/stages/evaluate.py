@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     save_json(METRICS_DIR / f"{method}.json", {**metrics, **info})
 
     plots = PLOTS_DIR / method
-    save_text(plots / "confusion.csv",
-              confusion_csv(labels, prob_dog))
+    save_text(plots / "confusion.csv", confusion_csv(labels, prob_dog))
     fpr, tpr, _ = roc_curve(labels, prob_dog)
     roc = [[f"{a:.6f}", f"{b:.6f}"] for a, b in zip(fpr, tpr, strict=True)]
     save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.atomic import atomic_path, save_text
-from catdog.experiments import Run, load_runs, method_order, workspace_run
+from catdog.atomic import atomic_path, save_json, save_text
+from catdog.experiments import Run, base_method, load_runs, method_order, workspace_run
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
@@ -74,14 +74,15 @@ LABELS = {
 
 def label(method: str) -> str:
     """'kd[online,feat1]' -> 'KD [online,feat1]'."""
-    base, _, tags = method.partition("[")
-    return LABELS.get(base, base) + (f" [{tags}" if tags else "")
+    base = base_method(method)
+    tags = method[len(base):]
+    return LABELS.get(base, base) + (f" {tags}" if tags else "")
 
 
 def method_seconds(run: Run, method: str) -> float | None:
     """Wall seconds of the stages that made the method's model in this run, or None if the run
     lacks a stage's time (or the method has no known stages)."""
-    stages = METHOD_STAGES.get(method.partition("[")[0])
+    stages = METHOD_STAGES.get(base_method(method))
     if not stages or any(s not in run.times for s in stages):
         return None
     return sum(run.times[s] for s in stages)
@@ -157,7 +158,7 @@ def stage_order(runs: list[Run]) -> list[str]:
 
 def stage_table(runs: list[Run]) -> str:
     """Rows = stages, columns = pool sizes: wall seconds, mean ± std over runs; last row: the
-    sum of the means, i.e. one whole `dvc repro` at that size from nothing."""
+    sum of the rows' means (a whole `dvc repro` at that size when every stage is listed)."""
     sizes = sorted({r.size for r in runs}, reverse=True)
     body = []
     totals = dict.fromkeys(sizes, 0.0)
@@ -263,14 +264,11 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
     save_text(path, buf.getvalue())
 
 
-def runs_json(runs: list[Run]) -> str:
+def runs_record(runs: list[Run]) -> list[dict[str, object]]:
     """Every run, sorted by size and seeds: name, size, seeds, params, metrics, stage seconds."""
     ordered = sorted(runs, key=lambda r: (-r.size, json.dumps(r.seeds, sort_keys=True), r.name))
-    return json.dumps(
-        [{"name": r.name, "size": r.size, "seeds": r.seeds, "params": r.params,
-          "metrics": r.metrics, "seconds": r.times} for r in ordered],
-        indent=1, sort_keys=True,
-    ) + "\n"
+    return [{"name": r.name, "size": r.size, "seeds": r.seeds, "params": r.params,
+             "metrics": r.metrics, "seconds": r.times} for r in ordered]
 
 
 def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]]) -> None:
@@ -350,7 +348,7 @@ def main() -> None:
     rows = summarize(runs, methods)
     save_text(args.out / "report.md", render_markdown(runs, methods, rows))
     write_csv(args.out / "summary.csv", rows)
-    save_text(args.out / "runs.json", runs_json(runs))
+    save_json(args.out / "runs.json", runs_record(runs))
     plot_accuracy(args.out / "accuracy_vs_size.png", methods, rows)
     print(f"{len(runs)} run(s), methods {', '.join(methods)} -> {args.out}/report.md")
 
