@@ -40,6 +40,10 @@ def test_repo_params_are_valid() -> None:
         ("pretrain.epochs", True, "pretrain.epochs=True has the wrong type"),
         ("teacher.arch", "vgg16", "teacher.arch='vgg16' is out of range: allowed one of"),
         ("compute.device", "tpu", "compute.device='tpu' is out of range"),
+        ("compute.precision", "fp16", "compute.precision='fp16' is out of range: allowed one of auto"),
+        ("distill.optimizer", "lamb", "distill.optimizer='lamb' is out of range: allowed one of adamw, sgd"),
+        ("distill.eval_size", 16, "distill.eval_size=16 is out of range: allowed 0 (= image_size)"),
+        ("data.size", 12000, "data.size=12000 exceeds data.max_size=10000"),
     ],
 )
 def test_bad_values_are_named(params: dict, key: str, value: object, message: str) -> None:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import committed_params
 
 from catdog.cache import load_split
 from catdog.splits import assign_splits
 from catdog.stages.pool import pool_files
+from catdog.teachers import LOGITS_FILE, Teacher, load_logits, save_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (3000, 6000, 10000)
@@ -93,11 +95,42 @@ def test_pool_stage_caches_exactly_the_ranked_files(prepared: Path, index: pd.Da
 
 def test_pool_size_beyond_available_is_refused(prepared: Path, index: pd.DataFrame) -> None:
     params = yaml.safe_load((prepared / "params.yaml").read_text())
-    params["data"]["size"] = 30000
+    params["data"].update({"size": 30000, "max_size": 30000})
     (prepared / "params.yaml").write_text(yaml.safe_dump(params))
     done = subprocess.run([sys.executable, "-m", "catdog.stages.pool"], cwd=prepared,
                           capture_output=True, text=True, timeout=120)
+    params["data"].update({"size": 300, "max_size": 10000})
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
     available = int((index["split"] == "pool").sum())
     assert done.returncode == 1
     assert done.stderr.strip() == (f"error: data.size=30000 exceeds the {available:,} unlabeled "
                                    f"images available (allowed 1..{available})")
+
+
+def test_teacher_logits_cover_the_largest_pool_and_serve_every_nested_one(
+        prepared: Path, index: pd.DataFrame) -> None:
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["data"]["max_size"] = 300
+    params["compute"]["device"] = "cpu"
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    teacher = Teacher("efficientnet_lite2", 32)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(teacher.head.weight, std=0.1)  # a head whose logits differ per image
+    save_teacher(prepared / "models/teacher.pt", teacher)
+    done = _stage(prepared, "teacher_logits")
+    assert "420 labeled, 300 pool" in done.stderr
+    labeled = load_split(prepared / "data/prepared/labeled.pt")
+    blob = torch.load(prepared / LOGITS_FILE, weights_only=False)
+    assert blob["files"] == labeled.files + pool_files(index, 300)
+    assert blob["logits"].shape == (720, 2) and blob["precision"] in ("bf16", "fp32")
+    # A smaller pool reads its rows by file name: the first 100 ranks are the first 100 pool rows.
+    small = load_logits(prepared / LOGITS_FILE, pool_files(index, 100))
+    assert torch.equal(small, blob["logits"][420:520])
+    # They are the teacher's logits of those very images.
+    with torch.inference_mode():
+        direct = teacher(labeled.images[:8])
+    tolerance = 0.05 if blob["precision"] == "bf16" else 1e-4
+    assert torch.allclose(blob["logits"][:8], direct, atol=tolerance)
+    # A pool beyond the cached one is refused with the reason, not trained on wrong targets.
+    with pytest.raises(SystemExit, match=r"lacks the teacher logits of 1 of 301 images"):
+        load_logits(prepared / LOGITS_FILE, pool_files(index, 301))

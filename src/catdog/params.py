@@ -56,6 +56,7 @@ _BATCH = _int(1, 65_536)
 _PX = _int(32, 1024)
 _LR = _float(0.0, 10.0, lo_open=True)
 _WD = _float(0.0, 1.0)
+_EVAL_PX = Spec(int, lambda v: v == 0 or 32 <= v <= 1024, "0 (= image_size) or in [32, 1024]")
 
 SCHEMA: dict[str, Spec] = {
     "data.source": Spec(str, lambda v: bool(v.strip()), "a URL, a zip path or a folder path"),
@@ -64,9 +65,11 @@ SCHEMA: dict[str, Spec] = {
     "data.labeled": _int(2),
     "data.val": _int(2),
     "data.size": _int(1),
+    "data.max_size": _int(1),
     "data.image_size": _PX,
     "compute.device": _choice("auto", "cpu", "cuda"),
     "compute.threads": _int(0, 1024),
+    "compute.precision": _choice("auto", "fp32", "bf16"),
     "train.seed": _SEED,
     "teacher.arch": _choice("efficientnet_lite2", "resnet50"),
     "teacher.image_size": _PX,
@@ -81,12 +84,16 @@ SCHEMA: dict[str, Spec] = {
     "pretrain.image_size": _PX,
     "pretrain.proj_dim": _int(2, 8192),
     "pretrain.knn_k": _int(1, 1000),
+    "pretrain.jitter": _float(0.0, 1.0),
+    "pretrain.min_scale": _float(0.01, 1.0),
     "finetune.epochs": _EPOCHS,
     "finetune.batch_size": _BATCH,
     "finetune.lr": _LR,
     "finetune.weight_decay": _WD,
     "finetune.patience": _int(1, 10_000),
     "finetune.image_size": _PX,
+    "finetune.eval_size": _EVAL_PX,
+    "finetune.optimizer": _choice("adamw", "sgd"),
     "distill.epochs": _EPOCHS,
     "distill.batch_size": _BATCH,
     "distill.lr": _LR,
@@ -95,6 +102,8 @@ SCHEMA: dict[str, Spec] = {
     "distill.alpha": _float(0.0, 1.0),
     "distill.patience": _int(1, 10_000),
     "distill.image_size": _PX,
+    "distill.eval_size": _EVAL_PX,
+    "distill.optimizer": _choice("adamw", "sgd"),
     "distill.teacher_mode": _choice("cached", "online"),
     "distill.feature_weight": _float(0.0, 1000.0),
     "evaluate.batch_size": _BATCH,
@@ -144,6 +153,11 @@ def _check_combinations(flat: dict[str, Any]) -> None:
         raise ParamError(
             f"distill.feature_weight={flat['distill.feature_weight']} needs distill.teacher_mode=online "
             "(feature maps of the very crop the student sees)"
+        )
+    if flat["data.size"] > flat["data.max_size"]:
+        raise ParamError(
+            f"data.size={flat['data.size']} exceeds data.max_size={flat['data.max_size']} (the largest "
+            "pool, whose teacher logits are cached once): raise data.max_size"
         )
     if flat["pretrain.warmup_epochs"] >= flat["pretrain.epochs"]:
         raise ParamError(

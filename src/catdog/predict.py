@@ -46,19 +46,16 @@ def dog_probabilities(
 ) -> np.ndarray:
     """P(Dog) for uint8 images [N, 3, S, S]: whole image resized to `image_size`, normalised.
 
-    On CUDA the batches run channels_last under bf16 autocast.
+    The batches run channels_last (faster on CUDA and the CPUs measured), under bf16 autocast on
+    CUDA and in full precision on the CPU.
     """
     cuda = device.type == "cuda"
-    net = net.to(device).eval()
-    if cuda:
-        net = net.to(memory_format=torch.channels_last)
+    net = net.to(device).to(memory_format=torch.channels_last).eval()
     out = []
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
         batch = images[start : start + batch_size].to(device, non_blocking=cuda)
-        x = eval_view(batch, image_size)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = eval_view(batch, image_size).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():
             logits = net(x)
         out.append(logits.float().softmax(dim=1)[:, 1].cpu())

@@ -17,14 +17,34 @@ from catdog.cache import Split
 from catdog.models import save_model
 from catdog.train_loop import Result, autocast, cosine_with_warmup, fingerprint, steps_per_epoch, train
 
+SGD_MOMENTUM = 0.9  # Nesterov momentum of the `sgd` optimizer
+ONE_CYCLE_WARMUP = 0.3  # fraction of the `sgd` run spent raising the LR (torch's OneCycleLR default)
 
-def adamw_cosine(net: nn.Module, cfg: dict, n_images: int
-                 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW with one epoch of linear warm-up, then cosine decay over cfg['epochs']."""
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+
+def param_groups(net: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv and linear weights only: BatchNorm scales and biases (the 1-d
+    parameters) are left undecayed, as in most modern ImageNet recipes."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+def make_optimizer(net: nn.Module, cfg: dict, n_images: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """cfg['optimizer']: `adamw` = AdamW with one epoch of linear warm-up, then cosine decay;
+    `sgd` = SGD with Nesterov momentum and a one-cycle schedule (cosine up to cfg['lr'] over the
+    first 30%, cosine down to ~0). Both step per batch over cfg['epochs']."""
     steps = steps_per_epoch(n_images, cfg["batch_size"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(cfg["epochs"] * steps, steps))
+    total = cfg["epochs"] * steps
+    groups = param_groups(net, cfg["weight_decay"])
+    if cfg["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=SGD_MOMENTUM, nesterov=True)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg["lr"], total_steps=total, pct_start=ONE_CYCLE_WARMUP,
+            cycle_momentum=False)
+        return optimizer, scheduler
+    optimizer = torch.optim.AdamW(groups, lr=cfg["lr"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total, steps))
     return optimizer, scheduler
 
 
@@ -54,7 +74,7 @@ def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
 
     `trained` is what the optimizer updates and the checkpoint holds, when it is more than `net`
     (e.g. net plus a distillation adapter); only `net` is scored and saved as the model."""
-    size = cfg["image_size"]
+    size = cfg["eval_size"] or cfg["image_size"]  # whole-image side at val (and test)
     result = train(trained if trained is not None else net, optimizer, scheduler, generator, train_epoch,
                    lambda epoch: val_scores(net, val.images, val.labels, size, device),
                    epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],

@@ -22,7 +22,6 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,9 @@ from tqdm import tqdm
 
 from catdog.atomic import save_torch
 from catdog.device import pick_device
+from catdog.models import student
+from catdog.precision import autocast, choose
+from catdog.precision import name as precision_name
 from dvclive import Live
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # the catdog package: its source is fingerprinted
@@ -51,24 +53,53 @@ def seed_everything(seed: int, device: torch.device) -> torch.Generator:
 
 def stage_setup(params: dict, group: str) -> tuple[dict, torch.device, int, torch.Generator]:
     """(params[group], device, seed, generator) for a training stage: device from `compute`,
-    every random number seeded from `train.seed`."""
-    compute = params["compute"]
+    precision chosen for the group's crop size and batch (catdog.precision), every random number
+    seeded from `train.seed`."""
+    compute, cfg = params["compute"], params[group]
     device = pick_device(compute["device"], compute["threads"])
+    choose_precision(compute, device, cfg["image_size"], cfg["batch_size"])
     seed = params["train"]["seed"]
-    return params[group], device, seed, seed_everything(seed, device)
+    return cfg, device, seed, seed_everything(seed, device)
 
 
-def autocast(device: torch.device) -> AbstractContextManager:
-    """bf16 autocast on CUDA; full precision on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+def runtime(device: torch.device) -> dict[str, str]:
+    """What a checkpoint can only be resumed on: device type, precision and torch version (RNG
+    states and numerics differ between them)."""
+    return {"device": device.type, "precision": precision_name(device), "torch": torch.__version__}
+
+
+__all__ = ["autocast"]  # re-exported: the stages' autocast follows catdog.precision's choice
+
+
+def choose_precision(compute: dict, device: torch.device, image_size: int, batch_size: int) -> str:
+    """Pick bf16 or fp32 (compute.precision) for training MobileNetV2 on `image_size` crops; `auto`
+    times a few steps of a throwaway MobileNetV2 on random data, so the real run is untouched."""
+    if compute["precision"] != "auto" or device.type != "cpu":
+        choose(compute["precision"], device)
+        return precision_name(device)
+    probe_batch = max(2, min(batch_size, 32))
+    with torch.random.fork_rng(devices=[]):  # the probe leaves the seeded RNG streams untouched
+        net = prepare_model(student(), device)
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+        x = torch.randn(probe_batch, 3, image_size, image_size, device=device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.zeros(probe_batch, dtype=torch.long, device=device)
+
+        def step() -> None:
+            with autocast(device):
+                loss = torch.nn.functional.cross_entropy(net(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        choose("auto", device, step, f"MobileNetV2 training at {image_size} px")
+    return precision_name(device)
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move to the device; channels_last on CUDA, where it is faster for convolutions."""
-    model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+    """Move to the device in channels_last layout: faster convolutions on CUDA and on every CPU
+    measured (2.3x for MobileNetV2 training at 64 px on a 2-core Xeon, 1.7x on an EPYC)."""
+    return model.to(device).to(memory_format=torch.channels_last)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool = True
@@ -233,9 +264,14 @@ def train(
     state = _State()
     resumed_seconds = 0.0
     checkpoint = Path(checkpoint)
+    here = runtime(next(model.parameters()).device)
     if checkpoint.is_file():
         blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if blob.get("run_id") == run_id:
+        made_on = blob.get("runtime", here)
+        if blob.get("run_id") == run_id and made_on != here:
+            print(f"ignoring {checkpoint}: made on {'/'.join(made_on.values())}, this run is "
+                  f"{'/'.join(here.values())}; starting fresh", file=sys.stderr)
+        elif blob.get("run_id") == run_id:
             model.load_state_dict(blob["model"])
             optimizer.load_state_dict(blob["optimizer"])
             scheduler.load_state_dict(blob["scheduler"])
@@ -254,8 +290,9 @@ def train(
             _one_epoch(model, optimizer, train_epoch, validate, state,
                        epochs=epochs, monitor=monitor, patience=patience)
             save_torch(checkpoint, {
-                "run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": _rng_state(generator), "state": state,
+                "run_id": run_id, "runtime": here, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(generator), "state": state,
             })
             saved = state.epoch
             row = state.history[-1]

@@ -5,7 +5,7 @@ L = alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(y, p_student
 teacher needs no labels); the hard term only the labeled ones. Early stopping on val.
 
 distill.teacher_mode picks how the teacher is asked:
-- cached: teacher logits of each whole image, computed once before training;
+- cached: teacher logits of each whole image, computed once by the teacher_logits stage;
 - online: teacher logits of the very crop the student sees (function matching, Beyer
   et al. 2022): costs a teacher forward per step, teaches consistently.
 
@@ -29,8 +29,8 @@ from catdog.kd_loss import feature_loss, kd_loss
 from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.supervised import adamw_cosine, train_student
-from catdog.teachers import Teacher, batched, load_teacher
+from catdog.supervised import make_optimizer, train_student
+from catdog.teachers import LOGITS_FILE, Teacher, load_logits, load_teacher
 from catdog.train_loop import (
     autocast,
     batches,
@@ -49,12 +49,6 @@ def initial_model(init: str) -> nn.Module:
     if init == "simclr":
         return load_model(Path("models/simclr.pt"))[0]
     return imagenet_student() if init == "imagenet" else student()
-
-
-def cached_targets(teacher: Teacher, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Teacher logits of every whole image, computed once; cloned out of inference mode so the
-    KD loss can keep them in its autograd graph."""
-    return batched(teacher, images, 256, desc="teacher logits").to(device).clone()
 
 
 def student_outputs(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,14 +99,15 @@ def main(argv: list[str] | None = None) -> None:
     images = torch.cat([labeled.images, pool.images]).to(device)
     labels = torch.cat([labeled.labels, torch.full((len(pool),), -1)]).to(device)
     online = cfg["teacher_mode"] == "online"
-    soft_targets = None if online else cached_targets(teacher, images, device)
+    # Cached mode: the teacher's logits of the whole images, computed once by teacher_logits.
+    soft_targets = None if online else load_logits(LOGITS_FILE, labeled.files + pool.files).to(device)
 
     net = prepare_model(initial_model(args.init), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
     adapter = nn.Conv2d(FEATURE_DIM, teacher.dim, 1) if cfg["feature_weight"] > 0 else None
     trained = nn.ModuleDict({"net": net, **({"adapter": adapter} if adapter else {})})
     trained = prepare_model(trained, device)
-    optimizer, scheduler = adamw_cosine(trained, cfg, len(images))
+    optimizer, scheduler = make_optimizer(trained, cfg, len(images))
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total = torch.zeros((), device=device)
@@ -125,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
-    inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
+    inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE, LOGITS_FILE]
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
                            trained=trained)

@@ -21,7 +21,7 @@ from catdog.cache import load_split, split_path
 from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.supervised import adamw_cosine, train_student
+from catdog.supervised import make_optimizer, train_student
 from catdog.train_loop import autocast, batches, optimize, prepare_model, progress, stage_setup
 
 INITS = ("simclr", "scratch", "imagenet")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
     net = prepare_model(initial_model(method), device)
-    optimizer, scheduler = adamw_cosine(net, cfg, len(labeled))
+    optimizer, scheduler = make_optimizer(net, cfg, len(labeled))
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total = torch.zeros((), device=device)

@@ -11,10 +11,10 @@ import sys
 
 import pandas as pd
 
-from catdog.cache import POOL_FILE, save_split
+from catdog.cache import INDEX_FILE, POOL_FILE, RAW_IMAGES, save_split
+from catdog.decode_splits import split_tensors
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.stages.prepare import INDEX_FILE, RAW_IMAGES, split_tensors
 
 
 def pool_files(index: pd.DataFrame, size: int) -> list[str]:

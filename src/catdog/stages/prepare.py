@@ -11,26 +11,20 @@ that reads data.size.
 
 from __future__ import annotations
 
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
-from tqdm import tqdm
 
 from catdog import CLASSES
 from catdog.atomic import save_text
-from catdog.cache import PREPARED_DIR, Split, save_split, split_path
+from catdog.cache import INDEX_FILE, PREPARED_DIR, RAW_IMAGES, save_split, split_path
+from catdog.decode_splits import parallel_map, split_tensors
 from catdog.images import BadImage, decode, file_sha256
 from catdog.params import load_or_exit
 from catdog.splits import FIXED, assign_splits, required
 from catdog.stage_time import StageClock
 
-RAW_IMAGES = Path("data/raw/PetImages")
-INDEX_FILE = PREPARED_DIR / "index.csv"
 REJECTED_FILE = PREPARED_DIR / "rejected.csv"
 
 
@@ -58,27 +52,6 @@ def _check(args: tuple[str, int]) -> tuple[str, str]:
     except OSError as err:
         return "", f"unreadable: {err.strerror or err}"
     return file_sha256(data), ""
-
-
-def _decode_ok(args: tuple[str, int]) -> np.ndarray:
-    return decode(*args)
-
-
-def parallel_map(fn, items: list, desc: str) -> list:
-    """fn over items on every core, in order, with a progress bar."""
-    workers = max(1, min(len(os.sched_getaffinity(0)), 16))
-    if workers == 1 or len(items) < 64:
-        return [fn(x) for x in tqdm(items, desc=desc, unit="img")]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=64), total=len(items), desc=desc, unit="img"))
-
-
-def decode_many(root: Path, files: list[str], size: int, desc: str) -> torch.Tensor:
-    """uint8 [N, 3, size, size] of the given files (already known to decode)."""
-    arrays = parallel_map(_decode_ok, [(str(root / f), size) for f in files], desc)
-    if not arrays:
-        return torch.empty((0, 3, size, size), dtype=torch.uint8)
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def build_index(files: list[tuple[str, int]], root: Path, size: int, sizes: dict[str, int],
@@ -111,16 +84,6 @@ def build_index(files: list[tuple[str, int]], root: Path, size: int, sizes: dict
         "sha256": [d for _, _, d in kept],
     }).sort_values(["split", "rank"], kind="stable").reset_index(drop=True)
     return index, pd.DataFrame(rejected, columns=["file", "reason"])
-
-
-def split_tensors(index: pd.DataFrame, name: str, root: Path, size: int, limit: int | None = None
-                  ) -> Split:
-    """Decode the images of split `name` (first `limit` ranks) into a Split."""
-    rows = index[index["split"] == name].sort_values("rank").head(limit)
-    files = rows["file"].tolist()
-    images = decode_many(root, files, size, name)
-    return Split(images=images, labels=torch.tensor(rows["label"].to_numpy(), dtype=torch.int64),
-                 files=files)
 
 
 def main(argv: list[str] | None = None) -> None:

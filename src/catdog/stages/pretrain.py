@@ -55,10 +55,11 @@ def embed(backbone: nn.Module, images: torch.Tensor, size: int, device: torch.de
 
 
 def simclr_loss(backbone: nn.Module, head: nn.Module, criterion: nn.Module, batch: torch.Tensor,
-                size: int, generator: torch.Generator) -> torch.Tensor:
-    """NT-Xent loss of one uint8 batch: two augmented views, encoded and projected."""
-    x0 = simclr_views(batch, size, generator).contiguous(memory_format=torch.channels_last)
-    x1 = simclr_views(batch, size, generator).contiguous(memory_format=torch.channels_last)
+                size: int, generator: torch.Generator, **view: float) -> torch.Tensor:
+    """NT-Xent loss of one uint8 batch: two augmented views (`view`: simclr_views options such as
+    jitter and min_scale), encoded and projected."""
+    x0 = simclr_views(batch, size, generator, **view).contiguous(memory_format=torch.channels_last)
+    x1 = simclr_views(batch, size, generator, **view).contiguous(memory_format=torch.channels_last)
     with autocast(batch.device):
         z0, z1 = head(backbone(x0)), head(backbone(x1))
     return criterion(z0.float(), z1.float())
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         total = torch.zeros((), device=device)
         order = batches(len(pool), cfg["batch_size"], generator)
         for idx in progress(order, f"simclr {epoch}"):
-            loss = simclr_loss(backbone, head, criterion, images[idx], size, generator)
+            loss = simclr_loss(backbone, head, criterion, images[idx], size, generator,
+                               jitter=cfg["jitter"], min_scale=cfg["min_scale"])
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}

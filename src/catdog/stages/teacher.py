@@ -21,7 +21,14 @@ from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_csv
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.teachers import Teacher, batched, dog_prob_from_imagenet, save_teacher, to_device
+from catdog.teachers import (
+    Teacher,
+    batched,
+    choose_teacher_precision,
+    dog_prob_from_imagenet,
+    save_teacher,
+    to_device,
+)
 
 MODEL_FILE = "models/teacher.pt"
 METRICS_FILE = "metrics/teacher.json"
@@ -59,6 +66,7 @@ def main() -> None:
             raise SystemExit(f"error: the {name} split needs both classes to fit/score the teacher")
 
     teacher = to_device(Teacher(cfg["arch"], cfg["image_size"]), device)
+    precision = choose_teacher_precision(teacher, compute["precision"], device)
     feats = {name: batched(teacher.embed, split.images, cfg["batch_size"], desc=f"teacher {name}")
              for name, split in splits.items()}
     labels = {name: split.labels.numpy() for name, split in splits.items()}
@@ -76,6 +84,7 @@ def main() -> None:
     metrics["zero_shot_accuracy"] = float(((zero_shot >= 0.5) == labels["test"]).mean())
     metrics["val_accuracy"] = val_acc
     metrics["C"] = c
+    metrics["dtype"] = precision  # bf16 or fp32: what the backbone ran in
 
     save_teacher(MODEL_FILE, teacher)
     save_json(METRICS_FILE, metrics)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The reference comparison on a 2-core CPU (profiles/cpu.yaml): teacher, SimCLR + fine-tune, KD,
+# and the scratch and ImageNet baselines at pool sizes 10k / 6k / 3k, one seed, into results/cpu/
+# (report.md, summary.csv, runs/, the plot). About 2 hours on an idle 2-core machine; start it
+# again after an interruption and it goes on where it stopped (finished sizes are skipped, a
+# stage cut mid-way resumes from its last epoch). Extra arguments go to every `dvc exp run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export TORCH_HOME="${TORCH_HOME:-$(cd .. && pwd)/shared/torch}"
+source="${CATDOG_SOURCE:-$(cd .. && pwd)/shared/data/petimages-180.zip}"
+PROFILE=cpu SIZES="${SIZES:-10000 6000 3000}" SEEDS="${SEEDS:-0}" OUT_DIR="${OUT_DIR:-results/cpu}" \
+  bash scripts/sweep.sh -S "data.source=$source" "$@"

@@ -1,0 +1,50 @@
+"""Decode image files into the uint8 cache tensors (catdog.cache), on every core.
+
+Used by the data stages that build caches: prepare (test/labeled/val), pool (the run's pool)
+and teacher_logits (the largest pool, data.max_size).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from catdog.cache import Split
+from catdog.images import decode
+
+
+def _decode_ok(args: tuple[str, int]) -> np.ndarray:
+    return decode(*args)
+
+
+def parallel_map(fn, items: list, desc: str) -> list:
+    """fn over items on every core, in order, with a progress bar."""
+    workers = max(1, min(len(os.sched_getaffinity(0)), 16))
+    if workers == 1 or len(items) < 64:
+        return [fn(x) for x in tqdm(items, desc=desc, unit="img")]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(tqdm(pool.map(fn, items, chunksize=64), total=len(items), desc=desc, unit="img"))
+
+
+def decode_many(root: Path, files: list[str], size: int, desc: str) -> torch.Tensor:
+    """uint8 [N, 3, size, size] of the given files (already known to decode)."""
+    arrays = parallel_map(_decode_ok, [(str(root / f), size) for f in files], desc)
+    if not arrays:
+        return torch.empty((0, 3, size, size), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def split_tensors(index: pd.DataFrame, name: str, root: Path, size: int, limit: int | None = None
+                  ) -> Split:
+    """Decode the images of split `name` (first `limit` ranks) into a Split."""
+    rows = index[index["split"] == name].sort_values("rank").head(limit)
+    files = rows["file"].tolist()
+    images = decode_many(root, files, size, name)
+    return Split(images=images, labels=torch.tensor(rows["label"].to_numpy(), dtype=torch.int64),
+                 files=files)

@@ -1,0 +1,162 @@
+"""Run profiles: named sets of params.yaml overrides kept in one file each (profiles/<name>.yaml).
+
+A profile file holds
+  params:  {key: value}          overrides for every run (dotted keys, as `dvc exp run -S`)
+  sizes:   {size: {key: value}}  extra overrides for one pool size (optional)
+  methods: [teacher, kd, ...]    the models to train and score (optional; default: all stages)
+Every override is validated against the params schema before anything runs.
+
+    python -m catdog.profiles args cpu 6000    # `dvc exp run` arguments, one per line
+    python -m catdog.profiles snapshot cpu DEST # copy this run's params, lock and metrics to DEST
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from catdog.params import PARAMS_FILE, ParamError, flatten, validate
+
+PROFILES_DIR = Path("profiles")
+# Stages whose wall time (metrics/time/<stage>.json) each method costs, beyond the data stages.
+METHOD_STAGES = {
+    "teacher": ("teacher",),
+    "simclr": ("pretrain", "finetune-simclr"),
+    "kd": ("teacher", "teacher_logits", "distill-kd"),
+    "scratch": ("finetune-scratch",),
+    "imagenet": ("finetune-imagenet",),
+    "imagenet_kd": ("teacher", "teacher_logits", "distill-imagenet_kd"),
+    "simclr_kd": ("pretrain", "finetune-simclr", "teacher", "teacher_logits", "distill-simclr_kd"),
+}
+DATA_STAGES = ("fetch", "prepare", "pool")
+
+
+@dataclass
+class Profile:
+    name: str
+    params: dict[str, Any]
+    sizes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    methods: list[str] | None = None
+
+    def overrides(self, size: int | None = None) -> dict[str, Any]:
+        """The profile's overrides for a run at pool `size` (its `sizes` entry on top)."""
+        out = dict(self.params)
+        if size is not None:
+            out.update(self.sizes.get(size, {}))
+            out["data.size"] = size
+        return out
+
+    def targets(self) -> list[str]:
+        """`dvc exp run` targets: the stages that score each method (all stages when unset)."""
+        if self.methods is None:
+            return []
+        out: list[str] = []
+        for m in self.methods:
+            out += ["teacher"] if m == "teacher" else [f"evaluate@{m}", f"featuremaps@{m}"]
+        return out
+
+    def stages(self) -> set[str]:
+        """Every stage a run of this profile executes (for its wall-time files)."""
+        methods = self.methods or list(METHOD_STAGES)
+        out = set(DATA_STAGES)
+        for m in methods:
+            out.update(METHOD_STAGES.get(m, ()))
+            if m != "teacher":
+                out.update({f"evaluate-{m}", f"featuremaps-{m}"})
+        return out
+
+
+def _set(tree: dict, key: str, value: Any) -> None:
+    node = tree
+    *groups, leaf = key.split(".")
+    for group in groups:
+        node = node.setdefault(group, {})
+    node[leaf] = value
+
+
+def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR) -> Profile:
+    """Read profiles/<name>.yaml (or a path) and check every override against params.yaml."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else root / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in root.glob("*.yaml"))) or "none"
+        raise SystemExit(f"error: no profile {name!r} ({path} not found; known: {known})")
+    doc = yaml.safe_load(path.read_text()) or {}
+    unknown = set(doc) - {"params", "sizes", "methods"}
+    if unknown:
+        raise SystemExit(f"error: {path}: unknown section(s) {sorted(unknown)}; "
+                         "allowed: params, sizes, methods")
+    profile = Profile(name=path.stem, params=dict(doc.get("params") or {}),
+                      sizes={int(k): dict(v or {}) for k, v in (doc.get("sizes") or {}).items()},
+                      methods=doc.get("methods"))
+    bad = [m for m in profile.methods or [] if m not in METHOD_STAGES]
+    if bad:
+        raise SystemExit(f"error: {path}: unknown method(s) {bad}; known: {', '.join(METHOD_STAGES)}")
+    tree = yaml.safe_load(Path(base).read_text())
+    for size in [None, *profile.sizes]:
+        trial = copy.deepcopy(tree)
+        for key, value in profile.overrides(size).items():
+            if key not in flatten(tree):
+                raise SystemExit(f"error: {path}: unknown parameter {key!r}")
+            _set(trial, key, value)
+        try:
+            validate(trial)
+        except ParamError as err:
+            where = f" (size {size})" if size is not None else ""
+            raise SystemExit(f"error: {path}{where}: {err}") from None
+    return profile
+
+
+def run_args(profile: Profile, size: int | None) -> list[str]:
+    """`dvc exp run` arguments: -S key=value for every override, then the targets."""
+    args = []
+    for key, value in profile.overrides(size).items():
+        args += ["-S", f"{key}={value}"]
+    return args + profile.targets()
+
+
+def snapshot(profile: Profile, dest: Path, root: Path = Path(".")) -> None:
+    """Copy params.yaml, dvc.lock and the metrics of this profile's methods and stages (not the
+    stale files of stages it did not run) into dest, atomically (complete or absent)."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "metrics/time").mkdir(parents=True)
+    for name in ("params.yaml", "dvc.lock"):
+        shutil.copy2(root / name, tmp / name)
+    methods = profile.methods or list(METHOD_STAGES)
+    for method in methods:
+        src = root / "metrics" / f"{method}.json"
+        if src.is_file():
+            shutil.copy2(src, tmp / "metrics" / src.name)
+    for stage in profile.stages():
+        src = root / "metrics/time" / f"{stage}.json"
+        if src.is_file():
+            shutil.copy2(src, tmp / "metrics/time" / src.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run profiles (profiles/<name>.yaml).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("args", help="print the `dvc exp run` arguments of a run, one per line")
+    a.add_argument("profile")
+    a.add_argument("size", nargs="?", type=int, help="pool size (data.size); default: the profile's")
+    s = sub.add_parser("snapshot", help="copy this run's params, lock and metrics to DEST")
+    s.add_argument("profile")
+    s.add_argument("dest", type=Path)
+    args = parser.parse_args(argv)
+    profile = load_profile(args.profile)
+    if args.command == "args":
+        print("\n".join(run_args(profile, args.size)))
+    else:
+        snapshot(profile, args.dest)
+
+
+if __name__ == "__main__":
+    main()
