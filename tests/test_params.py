@@ -94,3 +94,12 @@ def test_invalid_yaml(tmp_path: Path) -> None:
     path.write_text("data: [unclosed\n")
     with pytest.raises(ParamError, match="not valid YAML"):
         load_params(path)
+
+
+def test_small_numbers_as_dvc_writes_them_are_floats(params: dict, tmp_path: Path) -> None:
+    # `dvc exp run -S distill.weight_decay=0.00005` writes `5e-05`, a string to PyYAML's 1.1 rules.
+    text = yaml.safe_dump(params).replace("weight_decay: 0.05", "weight_decay: 5e-05", 1)
+    assert "5e-05" in text
+    (tmp_path / "params.yaml").write_text(text)
+    loaded = load_params(tmp_path / "params.yaml")
+    assert 5e-05 in (loaded["finetune"]["weight_decay"], loaded["distill"]["weight_decay"])

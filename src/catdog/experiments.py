@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from catdog.params import flatten
+from catdog.params import flatten, read_yaml
 
 PARAMS_FILE = "params.yaml"
 METRICS_DIR = "metrics"
@@ -117,7 +115,7 @@ def _entry_name(entry: dict[str, Any]) -> str:
 
 def locked_params(lock_text: str | None) -> dict[str, Any]:
     """The params each stage of a dvc.lock ran with, flattened ({"data.size": 800, ...})."""
-    stages = ((yaml.safe_load(lock_text) or {}).get("stages") or {}) if lock_text else {}
+    stages = ((read_yaml(lock_text) or {}).get("stages") or {}) if lock_text else {}
     out: dict[str, Any] = {}
     for stage in stages.values():
         for key, value in ((stage.get("params") or {}).get(PARAMS_FILE) or {}).items():
@@ -166,7 +164,7 @@ def workspace_run(root: Path) -> list[Run]:
     params_path = root / PARAMS_FILE
     if not params_path.is_file():
         return []
-    params = flatten(yaml.safe_load(params_path.read_text()) or {})
+    params = flatten(read_yaml(params_path.read_text()) or {})
     params.update(locked_params(read_lock(root, "workspace")))
     files = {
         p.relative_to(root).as_posix(): json.loads(p.read_text())

@@ -7,6 +7,7 @@ stage with a one-line error that names the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,27 @@ from typing import Any
 import yaml
 
 PARAMS_FILE = Path("params.yaml")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading floats as YAML 1.2 does: `5e-05` (as DVC's `-S` writes a
+    small number into params.yaml) is a float, not the string PyYAML 1.1 rules would make it."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text with YamlLoader (params.yaml, dvc.lock, profiles)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ParamError(ValueError):
@@ -172,7 +194,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     if not path.is_file():
         raise ParamError(f"{path} not found: run from the repository root")
     try:
-        tree = yaml.safe_load(path.read_text())
+        tree = read_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ParamError(f"{path} is not valid YAML: {err}".splitlines()[0]) from err
     validate(tree)

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from catdog.params import PARAMS_FILE, ParamError, flatten, validate
+from catdog.params import PARAMS_FILE, ParamError, flatten, read_yaml, validate
 
 PROFILES_DIR = Path("profiles")
 # Stages whose wall time (metrics/time/<stage>.json) each method costs, beyond the data stages.
@@ -86,7 +84,7 @@ def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR)
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in root.glob("*.yaml"))) or "none"
         raise SystemExit(f"error: no profile {name!r} ({path} not found; known: {known})")
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = read_yaml(path.read_text()) or {}
     unknown = set(doc) - {"params", "sizes", "methods"}
     if unknown:
         raise SystemExit(f"error: {path}: unknown section(s) {sorted(unknown)}; "
@@ -97,7 +95,7 @@ def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR)
     bad = [m for m in profile.methods or [] if m not in METHOD_STAGES]
     if bad:
         raise SystemExit(f"error: {path}: unknown method(s) {bad}; known: {', '.join(METHOD_STAGES)}")
-    tree = yaml.safe_load(Path(base).read_text())
+    tree = read_yaml(Path(base).read_text())
     for size in [None, *profile.sizes]:
         trial = copy.deepcopy(tree)
         for key, value in profile.overrides(size).items():

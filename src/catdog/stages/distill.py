@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
-    inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE, LOGITS_FILE]
+    inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
+    inputs += [] if online else [LOGITS_FILE]
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
                            trained=trained)

@@ -25,6 +25,7 @@ import numpy as np
 
 from catdog.atomic import atomic_path, save_json, save_text
 from catdog.experiments import Run, base_method, load_runs, method_order, workspace_run
+from catdog.profiles import METHOD_STAGES  # stages whose wall time each method costs
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
@@ -40,18 +41,8 @@ COLUMNS = (
 # "seconds": wall time of the stages the method needs (METHOD_STAGES), from metrics/time/.
 # "n": test images scored (for the standard error of single runs).
 SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds", "n")
-# Stages whose wall time each method costs, beyond the shared data stages (fetch, prepare, pool).
-METHOD_STAGES = {
-    "teacher": ("teacher",),
-    "simclr": ("pretrain", "finetune-simclr"),
-    "kd": ("teacher", "distill-kd"),
-    "scratch": ("finetune-scratch",),
-    "imagenet": ("finetune-imagenet",),
-    "imagenet_kd": ("teacher", "distill-imagenet_kd"),
-    "simclr_kd": ("pretrain", "finetune-simclr", "teacher", "distill-simclr_kd"),
-}
 # Stage rows of the wall-time table, in pipeline order; stages not listed follow alphabetically.
-STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "pretrain")
+STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_logits", "pretrain")
 # Reference study: test accuracy and epochs to converge per unlabeled pool size.
 STUDY_ACCURACY = {
     "simclr": {10000: 0.78, 6000: 0.76, 3000: 0.72},
@@ -81,11 +72,12 @@ def label(method: str) -> str:
 
 def method_seconds(run: Run, method: str) -> float | None:
     """Wall seconds of the stages that made the method's model in this run, or None if the run
-    lacks a stage's time (or the method has no known stages)."""
+    lacks the method's own (last) stage time or the method has no known stages. A run made
+    before the teacher_logits stage existed has no time for it (its distill stage held that)."""
     stages = METHOD_STAGES.get(base_method(method))
-    if not stages or any(s not in run.times for s in stages):
+    if not stages or stages[-1] not in run.times:
         return None
-    return sum(run.times[s] for s in stages)
+    return sum(run.times[s] for s in stages if s in run.times)
 
 
 def summarize(runs: list[Run], methods: list[str]) -> list[dict[str, object]]:

@@ -1,0 +1,89 @@
+"""Run profiles (profiles/*.yaml): validated overrides, dvc exp run arguments, filtered snapshots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import committed_params
+
+from catdog.params import flatten
+from catdog.profiles import load_profile, run_args, snapshot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def base(tmp_path: Path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(committed_params()))
+    return path
+
+
+@pytest.mark.parametrize("name", ["quick", "cpu"])
+def test_shipped_profiles_are_valid_at_every_size(name: str, base: Path) -> None:
+    profile = load_profile(name, base=base, root=REPO / "profiles")
+    known = flatten(committed_params())
+    for size in [None, *profile.sizes]:
+        assert set(profile.overrides(size)) <= set(known)
+
+
+def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> None:
+    profile = load_profile("cpu", base=base, root=REPO / "profiles")
+    assert sorted(profile.sizes) == [3000, 6000, 10000]
+    args = run_args(profile, 3000)
+    assert args[args.index("data.size=3000") - 1] == "-S"
+    assert "distill.epochs=" + str(profile.sizes[3000]["distill.epochs"]) in args
+    assert args[-9:] == ["teacher", "evaluate@simclr", "featuremaps@simclr", "evaluate@kd",
+                         "featuremaps@kd", "evaluate@scratch", "featuremaps@scratch",
+                         "evaluate@imagenet", "featuremaps@imagenet"]
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"params": {"distill.temprature": 2}}, "unknown parameter 'distill.temprature'"),
+    ({"params": {"distill.alpha": 2.0}}, "distill.alpha=2.0 is out of range"),
+    ({"sizes": {3000: {"data.max_size": 2000}}}, r"\(size 3000\): data.size=3000 exceeds data.max_size"),
+    ({"methods": ["kd", "mae"]}, r"unknown method\(s\) \['mae'\]"),
+    ({"param": {}}, r"unknown section\(s\) \['param'\]"),
+])
+def test_bad_profiles_are_refused_before_anything_runs(doc: dict, message: str, base: Path,
+                                                       tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SystemExit, match=message):
+        load_profile("bad", base=base, root=tmp_path)
+
+
+def test_missing_profile_names_the_known_ones(base: Path) -> None:
+    with pytest.raises(SystemExit, match=r"no profile 'gpu' .*known: cpu, quick"):
+        load_profile("gpu", base=base, root=REPO / "profiles")
+
+
+def test_snapshot_keeps_only_the_profile_methods_and_stages(base: Path, tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/two.yaml").write_text(yaml.safe_dump({"methods": ["teacher", "kd"]}))
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    for name in ("teacher", "kd", "simclr_kd"):  # simclr_kd: stale, from another run
+        (tmp_path / "metrics/time").mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"metrics/{name}.json").write_text(json.dumps({"accuracy": 0.5}))
+    for stage in ("fetch", "teacher", "teacher_logits", "distill-kd", "evaluate-kd",
+                  "distill-simclr_kd", "pretrain"):
+        (tmp_path / f"metrics/time/{stage}.json").write_text(json.dumps({"seconds": 1.0}))
+    profile = load_profile("two", base=base, root=tmp_path / "profiles")
+    snapshot(profile, tmp_path / "out/run", root=tmp_path)
+    out = tmp_path / "out/run"
+    assert sorted(p.name for p in (out / "metrics").glob("*.json")) == ["kd.json", "teacher.json"]
+    assert sorted(p.stem for p in (out / "metrics/time").glob("*.json")) == [
+        "distill-kd", "evaluate-kd", "fetch", "teacher", "teacher_logits"]
+    assert (out / "params.yaml").is_file() and not (tmp_path / "out/run.tmp").exists()
+
+
+def test_cli_prints_one_argument_per_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "catdog.profiles", "args", "quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "-S" and "data.size=800" in lines and "data.max_size=800" in lines
