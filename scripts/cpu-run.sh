@@ -5,10 +5,6 @@
 # again after an interruption and it goes on where it stopped (finished sizes are skipped, a
 # stage cut mid-way resumes from its last epoch). Extra arguments go to every `dvc exp run`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
-export TORCH_HOME="${TORCH_HOME:-$(cd .. && pwd)/shared/torch}"
-source="${CATDOG_SOURCE:-$(cd .. && pwd)/shared/data/petimages-180.zip}"
+source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
 PROFILE=cpu SIZES="${SIZES:-10000 6000 3000}" SEEDS="${SEEDS:-0}" OUT_DIR="${OUT_DIR:-results/cpu}" \
   bash scripts/sweep.sh -S "data.source=$source" "$@"

@@ -4,11 +4,7 @@
 # 2-core CPU. It is a DVC experiment in the workspace: params.yaml holds the quick values
 # afterwards (`git checkout params.yaml` returns to the full-scale defaults).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
-export TORCH_HOME="${TORCH_HOME:-$(cd .. && pwd)/shared/torch}"
-source="${CATDOG_SOURCE:-$(cd .. && pwd)/shared/data/petimages-180.zip}"
+source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
 mapfile -t profile < <(python -m catdog.profiles args quick)
 # Your own arguments come last, so e.g. `-S data.size=300` overrides the profile's value.
 dvc exp run -S "data.source=$source" "${profile[@]}" "$@"

@@ -31,7 +31,7 @@ def splits(shared_zip: Path) -> dict:
 def _workspace(root: Path, splits: dict) -> Path:
     root.mkdir()
     params = committed_params()
-    params["compute"].update({"device": "cpu", "threads": 1})
+    params["compute"].update({"device": "cpu", "threads": 1, "precision": "fp32"})
     params["finetune"].update({"epochs": EPOCHS, "patience": EPOCHS, "batch_size": 16,
                                "image_size": 32})
     (root / "params.yaml").write_text(yaml.safe_dump(params))

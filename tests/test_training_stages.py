@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture()
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path) -> Path:
     params = committed_params()
-    params["compute"]["device"] = "cpu"
+    params["compute"].update({"device": "cpu", "precision": "fp32"})  # no timing probe: same run twice
     params["pretrain"].update({"epochs": 2, "warmup_epochs": 1, "batch_size": 16, "image_size": 32})
     params["finetune"].update({"epochs": 2, "batch_size": 16, "image_size": 32})
     params["distill"].update({"epochs": 2, "batch_size": 16, "image_size": 32})

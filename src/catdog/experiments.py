@@ -98,7 +98,7 @@ def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, flo
                times=times or {})
 
 
-def _entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:
+def exp_entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:
     """Every (entry, executor state): baselines, the workspace and their experiments."""
     for baseline in show:
         yield baseline, None
@@ -108,7 +108,7 @@ def _entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str |
                 yield entry, state
 
 
-def _entry_name(entry: dict[str, Any]) -> str:
+def exp_entry_name(entry: dict[str, Any]) -> str:
     rev = entry.get("rev") or "?"
     return entry.get("name") or (rev if rev == "workspace" else rev[:7])
 
@@ -140,7 +140,7 @@ def parse_exp_show(show: list[dict[str, Any]],
     `lock_of(rev)` gives a baseline's dvc.lock: a commit or workspace whose params.yaml was
     edited after its last run still reports its metrics with the params that produced them."""
     runs: dict[str, Run] = {}
-    for entry, state in _entries(show):
+    for entry, state in exp_entries(show):
         data = entry.get("data") or {}
         if entry.get("error") or state not in DONE_STATES:
             continue
@@ -151,7 +151,7 @@ def parse_exp_show(show: list[dict[str, Any]],
         metrics = method_metrics(files)
         if not metrics or SIZE_KEY not in params:
             continue
-        run = make_run(_entry_name(entry), params, metrics, stage_times(files))
+        run = make_run(exp_entry_name(entry), params, metrics, stage_times(files))
         # The same results at the same size and seeds are one run, even if a path param differs.
         key = json.dumps([run.size, run.seeds, run.metrics], sort_keys=True)
         if key not in runs or runs[key].name == "workspace":

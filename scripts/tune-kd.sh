@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# KD temperature x alpha sweep, read on val only (never test): one DVC queue experiment per grid
+# point, each training distill@kd alone (no evaluate stage, so test is never scored), then
+# results/tuning/kd.csv and kd.png (val accuracy against T, one line per alpha; catdog.tuning).
+#
+#   bash scripts/tune-kd.sh                          # the cpu profile at the 3k pool, 20 epochs
+#   SIZE=10000 EPOCHS=35 TEMPERATURES=2,4 ALPHAS=0.9 bash scripts/tune-kd.sh [more -S args]
+#
+# The teacher and its logits come from the run cache when an earlier run made them (scripts/
+# cpu-run.sh); every grid point then costs one KD training. Results: `dvc exp show`.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
+size="${SIZE:-3000}"
+epochs="${EPOCHS:-20}"
+# The cpu profile's overrides for this size, without its scoring targets.
+mapfile -t profile < <(python -m catdog.profiles args cpu "$size" | grep -Ev '^(teacher|evaluate@.*|featuremaps@.*)$')
+dvc exp run --queue -S "data.source=$source" "${profile[@]}" \
+  -S "distill.epochs=$epochs" -S "distill.patience=$epochs" \
+  -S "distill.temperature=${TEMPERATURES:-1,2,4,8}" -S "distill.alpha=${ALPHAS:-0.5,0.9,1.0}" \
+  "$@" distill@kd
+dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
+while dvc queue status | grep -Eq 'Queued|Running'; do sleep 30; done
+dvc queue status
+python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning

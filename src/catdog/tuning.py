@@ -1,0 +1,126 @@
+"""Hyperparameter sweeps read on val only: best val accuracy of one method against two params.
+
+After a DVC queue sweep that trains (and never scores on test) one model per grid point, e.g.
+
+    dvc exp run --queue -S 'distill.temperature=1,2,4,8' -S 'distill.alpha=0.5,0.9,1.0' distill@kd
+    dvc queue start --jobs 1  # then wait for `dvc queue status` to show them done
+    python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning
+
+this reads `dvc exp show --json` and writes, for the method's model info (models/<method>.json,
+a DVC metrics file: best val accuracy, epoch, seconds),
+  <out>/<method>.csv   one row per experiment: the two params, val accuracy, best epoch, seconds
+  <out>/<method>.png   val accuracy against --x, one line per --series value
+and prints the best grid point by val accuracy (ties: the lower val epoch count). The test split
+is never read: choosing a recipe on test would make its test score an optimistic estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from catdog.atomic import atomic_path, save_text
+from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name
+from catdog.params import flatten
+
+INFO_KEYS = ("val_accuracy", "epochs", "train_seconds")  # from models/<method>.json
+
+
+def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> list[dict[str, Any]]:
+    """One dict per finished experiment that trained `method`: name, x, series and INFO_KEYS."""
+    points, seen = [], set()
+    for entry, state in exp_entries(show):
+        data = entry.get("data") or {}
+        if entry.get("error") or state not in DONE_STATES:
+            continue
+        params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+        info = ((data.get("metrics") or {}).get(f"models/{method}.json") or {}).get("data") or {}
+        if "val_accuracy" not in info or x not in params or series not in params:
+            continue
+        point = {"name": exp_entry_name(entry), x: params[x], series: params[series],
+                 **{k: info.get(k) for k in INFO_KEYS}}
+        key = (point[x], point[series], point["val_accuracy"], point["epochs"])
+        if key not in seen:  # the workspace repeats the last experiment
+            seen.add(key)
+            points.append(point)
+    return points
+
+
+def best_point(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Highest val accuracy; ties go to the one that got there in fewer epochs."""
+    return max(points, key=lambda p: (p["val_accuracy"], -(p["epochs"] or 0)))
+
+
+def write_csv(points: list[dict[str, Any]], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(points[0]))
+    writer.writeheader()
+    writer.writerows(points)
+    save_text(path, buf.getvalue())
+
+
+def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for value in sorted({p[series] for p in points}):
+        mine = sorted((p for p in points if p[series] == value), key=lambda p: p[x])
+        ax.plot([p[x] for p in mine], [p["val_accuracy"] for p in mine], marker="o",
+                label=f"{series} = {value:g}")
+    best = best_point(points)
+    ax.scatter([best[x]], [best["val_accuracy"]], s=160, facecolors="none", edgecolors="black",
+               label="best on val")
+    xs = sorted({p[x] for p in points})
+    if min(xs) > 0 and max(xs) / min(xs) >= 8:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [f"{v:g}" for v in xs])
+    ax.set_xlabel(x)
+    ax.set_ylabel("best val accuracy (180 images)")
+    ax.set_title(f"{method}: val accuracy over the sweep ({len(points)} runs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("method", help="model name, e.g. kd (reads models/<method>.json)")
+    parser.add_argument("--x", required=True, help="param on the x axis, e.g. distill.temperature")
+    parser.add_argument("--series", required=True, help="param drawn as one line per value")
+    parser.add_argument("--out", type=Path, default=Path("results/tuning"))
+    parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` (default: run it)")
+    args = parser.parse_args(argv)
+    if args.show_json:
+        show = json.loads(args.show_json.read_text())
+    else:
+        done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
+        show = json.loads(done.stdout)
+    points = val_points(show, args.method, args.x, args.series)
+    if not points:
+        raise SystemExit(f"error: no finished experiment has models/{args.method}.json with "
+                         f"{args.x} and {args.series}: run the sweep first")
+    write_csv(points, args.out / f"{args.method}.csv")
+    plot(points, args.method, args.x, args.series, args.out / f"{args.method}.png")
+    best = best_point(points)
+    print(f"{args.method}: {len(points)} runs; best on val {best['val_accuracy']:.3f} at "
+          f"{args.x}={best[args.x]}, {args.series}={best[args.series]} ({best['name']}); "
+          f"wrote {args.out}/{args.method}.csv and .png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Precision per machine (catdog.precision) and checkpoints tied to the runtime they were made on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from catdog import precision
+from catdog.train_loop import runtime, seed_everything, train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _fp32_after() -> None:
+    yield
+    precision.set_bf16(CPU, False)
+
+
+def _step_faster_in(fast: str) -> Callable[[], None]:
+    def step() -> None:
+        time.sleep(0.004 if precision.name(CPU) == fast else 0.02)
+    return step
+
+
+@pytest.mark.parametrize("fast", ["bf16", "fp32"])
+def test_auto_keeps_the_precision_that_is_faster(fast: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert precision.choose("auto", CPU, _step_faster_in(fast), "a fake step") is (fast == "bf16")
+    assert precision.name(CPU) == fast
+    assert f"precision: {fast} (auto: bf16 " in capsys.readouterr().err
+
+
+def test_forced_precision_is_not_probed() -> None:
+    def step() -> None:
+        raise AssertionError("a forced precision must not run the probe")
+    assert precision.choose("bf16", CPU, step) is True
+    assert precision.choose("fp32", CPU, step) is False
+
+
+def test_autocast_follows_the_choice() -> None:
+    a, b = torch.randn(4, 8), torch.randn(8, 2)
+    precision.set_bf16(CPU, True)
+    with precision.autocast(CPU):
+        assert (a @ b).dtype == torch.bfloat16
+    precision.set_bf16(CPU, False)
+    with precision.autocast(CPU):
+        assert (a @ b).dtype == torch.float32
+
+
+def _run(tmp_path: Path, epochs: int) -> list[dict]:
+    generator = seed_everything(0, CPU)
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    x = torch.randn(16, 3, generator=generator)
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        loss = model(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return {"train/loss": float(loss.detach())}
+
+    result = train(model, optimizer, scheduler, generator, train_epoch,
+                   lambda epoch: {"val/score": float(-model(x).pow(2).mean().detach())},
+                   epochs=epochs, monitor="val/score", checkpoint=tmp_path / "ckpt.pt",
+                   live_dir=tmp_path / "live", run_id="same-params")
+    return result.history
+
+
+def test_checkpoint_from_another_runtime_is_not_resumed(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _run(tmp_path, epochs=1)
+    blob = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert blob["runtime"] == runtime(CPU) == {"device": "cpu", "precision": "fp32",
+                                               "torch": torch.__version__}
+    capsys.readouterr()
+    _run(tmp_path, epochs=2)  # same runtime: resumes after epoch 1
+    assert "resuming from" in capsys.readouterr().err
+    blob = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    blob["runtime"] = {"device": "cuda", "precision": "bf16", "torch": "2.11.0"}
+    torch.save(blob, tmp_path / "ckpt.pt")
+    history = _run(tmp_path, epochs=3)
+    err = capsys.readouterr().err
+    assert "made on cuda/bf16/2.11.0, this run is cpu/fp32/" in err and "starting fresh" in err
+    assert [row["epoch"] for row in history] == [1, 2, 3]  # trained from epoch 1 again

@@ -1,0 +1,58 @@
+"""Sweep results read on val: the points, the best one, the CSV and the plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from catdog.tuning import best_point, main, val_points
+
+
+def _entry(name: str, t: float, alpha: float, val: float | None, epochs: int = 10) -> dict:
+    metrics = {"metrics/time/distill-kd.json": {"data": {"seconds": 5.0}}}
+    if val is not None:
+        metrics["models/kd.json"] = {"data": {"val_accuracy": val, "epochs": epochs, "train_seconds": 4.0}}
+    params = {"distill": {"temperature": t, "alpha": alpha}, "data": {"size": 3000}}
+    return {"rev": name * 8, "name": name, "data": {"params": {"params.yaml": {"data": params}},
+                                                   "metrics": metrics}}
+
+
+def _show() -> list[dict]:
+    grid = [("a", 1.0, 0.5, 0.80), ("b", 4.0, 0.5, 0.86), ("c", 1.0, 0.9, 0.84),
+            ("d", 4.0, 0.9, 0.86), ("e", 8.0, 0.9, 0.83)]
+    exps = [{"executor": {"state": "success"}, "revs": [_entry(*g)]} for g in grid]
+    exps.append({"executor": {"state": "failed"}, "revs": [_entry("f", 2.0, 0.9, 0.99)]})
+    exps.append({"executor": {"state": "success"}, "revs": [_entry("g", 2.0, 0.9, None)]})
+    workspace = _entry("workspace", 8.0, 0.9, 0.83)
+    workspace["name"] = None
+    workspace["rev"] = "workspace"
+    return [workspace, {**_entry("base", 4.0, 0.9, None), "experiments": exps}]
+
+
+def test_points_skip_failed_and_untrained_runs_and_the_repeated_workspace() -> None:
+    points = val_points(_show(), "kd", "distill.temperature", "distill.alpha")
+    assert sorted(p["name"] for p in points) == ["a", "b", "c", "d", "workspace"]
+    assert {p["val_accuracy"] for p in points} == {0.80, 0.86, 0.84, 0.83}
+
+
+def test_best_point_breaks_ties_by_fewer_epochs() -> None:
+    points = val_points(_show(), "kd", "distill.temperature", "distill.alpha")
+    for p in points:
+        p["epochs"] = 7 if p["name"] == "d" else 12
+    assert best_point(points)["name"] == "d"
+
+
+def test_cli_writes_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps(_show()))
+    main(["kd", "--x", "distill.temperature", "--series", "distill.alpha",
+          "--out", str(tmp_path / "out"), "--show-json", str(show)])
+    rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+    assert len(rows) == 5 and {"distill.temperature", "distill.alpha", "val_accuracy"} <= set(rows[0])
+    with Image.open(tmp_path / "out/kd.png") as img:
+        assert img.size[0] > 300 and img.convert("L").getextrema()[0] < 100  # not blank
+    assert "best on val 0.860" in capsys.readouterr().out
