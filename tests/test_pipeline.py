@@ -23,6 +23,14 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800) ->
     return done.stdout + done.stderr
 
 
+def _json(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict:
+    """A DVC command's --json output (stdout only: DVC warns on stderr, e.g. about metrics files
+    of stages the quick profile does not run)."""
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout)
+
+
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory: pytest.TempPathFactory, shared_zip: Path) -> Path:
     """The project's files (tracked and new, not ignored) in a fresh git repo beside ../shared."""
@@ -104,13 +112,13 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
         assert f"Stage '{stage}' didn't change, skipping" in out
     for stage in ("pool", "pretrain", "finetune@simclr", "distill@kd", "evaluate@kd"):
         assert f"Running stage '{stage}'" in out
-    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo_copy, env))
+    diff = _json(["dvc", "metrics", "diff", "--json"], repo_copy, env)
     assert {"metrics/simclr.json", "metrics/kd.json"} <= set(diff)
     assert "metrics/scratch.json" not in diff  # baselines on the 420 labels ignore the pool
     assert "metrics/teacher.json" not in diff  # the teacher never saw the pool
     assert "metrics/time/pool.json" in diff and "metrics/time/teacher.json" not in diff
     assert "metrics/time/teacher_logits.json" not in diff
-    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo_copy, env))["data"]
+    plots = _json(["dvc", "plots", "show", "--json"], repo_copy, env)["data"]
     assert {"Confusion matrices (test)", "Val accuracy (fine-tune and distill)",
             "SimCLR kNN accuracy on val"} <= set(plots)
     assert "plots/kd/featuremaps/dog_features.18.2.png" in plots
