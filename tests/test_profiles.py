@@ -86,4 +86,4 @@ def test_cli_prints_one_argument_per_line() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "-S" and "data.size=800" in lines and "data.max_size=800" in lines
+    assert lines[0] == "-S" and "data.size=2000" in lines and "data.max_size=2000" in lines

@@ -96,10 +96,11 @@ def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR)
     if bad:
         raise SystemExit(f"error: {path}: unknown method(s) {bad}; known: {', '.join(METHOD_STAGES)}")
     tree = read_yaml(Path(base).read_text())
+    known = flatten(tree)
     for size in [None, *profile.sizes]:
         trial = copy.deepcopy(tree)
         for key, value in profile.overrides(size).items():
-            if key not in flatten(tree):
+            if key not in known:
                 raise SystemExit(f"error: {path}: unknown parameter {key!r}")
             _set(trial, key, value)
         try:

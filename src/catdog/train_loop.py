@@ -68,9 +68,6 @@ def runtime(device: torch.device) -> dict[str, str]:
     return {"device": device.type, "precision": precision_name(device), "torch": torch.__version__}
 
 
-__all__ = ["autocast"]  # re-exported: the stages' autocast follows catdog.precision's choice
-
-
 def choose_precision(compute: dict, device: torch.device, image_size: int, batch_size: int) -> str:
     """Pick bf16 or fp32 (compute.precision) for training MobileNetV2 on `image_size` crops; `auto`
     times a few steps of a throwaway MobileNetV2 on random data, so the real run is untouched."""
