@@ -59,14 +59,6 @@ KD_CFG = {"image_size": 128, "temperature": 4.0, "alpha": 0.9}  # distill.* (siz
 ADAMW_LR, ADAMW_WD = 0.002, 0.05  # distill.lr, distill.weight_decay
 TEACHER_ARCH, TEACHER_SIZE = "efficientnet_lite2", 224  # online teacher and its input side
 PREFETCH = 2  # DataLoader batches prefetched per worker (torch's default)
-# Measured limits on one H100 (bf16, channels_last), for context only.
-H100_REFERENCE = (
-    ("MobileNetV2 training, 128 px", 15_000),
-    ("MobileNetV2 training, 160 px", 10_800),
-    ("MobileNetV2 training, 224 px", 6_200),
-    ("EfficientNet-B2 inference, 260 px", 9_600),
-    ("batched crop+flip+jitter", 370_000),
-)
 DEFAULTS = {  # (batch, size, steps, warmup) per device type: CPU defaults finish in ~2-3 min
     "cpu": (64, 64, 10, 2),
     "cuda": (512, 128, 40, 10),
@@ -333,9 +325,6 @@ def main() -> None:
               f"{ratio:>16}{share:>10}")
     print("(simclr images/s counts source images: two views, two training passes each;\n"
           " 'of limit' compares training passes/s with the bare MobileNetV2 step, 'limit')")
-    print("\nreference limits on one H100, for context (images/s):")
-    for name, rate in H100_REFERENCE:
-        print(f"  {name:<36}{rate:>10,}")
 
     if args.json is not None:
         save_json(args.json, {
@@ -343,7 +332,6 @@ def main() -> None:
             "torch": torch.__version__, "data": source, "batch": args.batch,
             "source_size": SOURCE_SIZE, "size": args.size, "steps": args.steps,
             "warmup": args.warmup, "dataloader_workers": os.cpu_count(), "results": rows,
-            "h100_reference_images_per_s": dict(H100_REFERENCE),
         })
         print(f"wrote {args.json}")
 
