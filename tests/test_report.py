@@ -214,18 +214,37 @@ def test_parse_skips_queued_failed_and_duplicates() -> None:
     assert {r.name: r.seeds for r in runs}["seed1"] == {"finetune.seed": 1}
 
 
-def test_distillation_variants_are_reported_apart() -> None:
-    from catdog.experiments import make_run
-    from catdog.stages.report import label
+def test_runs_of_other_recipes_are_rows_apart_and_only_seeds_are_pooled() -> None:
+    from catdog.experiments import make_run, tag_recipes
+    from catdog.stages.report import label, params_of_method, summarize
 
+    declared = {"pool": ["data.size"], "pretrain": ["pretrain", "train.seed"],
+                "finetune": ["finetune", "train.seed"], "teacher": ["teacher"],
+                "teacher_logits": ["data.max_size"], "distill": ["distill", "train.seed"]}
     metrics = {"kd": {"accuracy": 0.9}, "simclr": {"accuracy": 0.8}}
-    plain = make_run("a", {"data.size": 3000, "distill.teacher_mode": "cached",
-                           "distill.feature_weight": 0.0}, metrics)
-    fitnet = make_run("b", {"data.size": 3000, "distill.teacher_mode": "online",
-                            "distill.feature_weight": 2.0}, metrics)
-    assert set(plain.metrics) == {"kd", "simclr"}
-    assert set(fitnet.metrics) == {"kd[online,feat2]", "simclr"}
-    assert label("kd[online,feat2]") == "KD [online,feat2]"
+
+    def run(name: str, seed: int, mode: str, weight: float, source: str) -> object:
+        return make_run(name, {"data.size": 3000, "data.source": source, "train.seed": seed,
+                               "pretrain.epochs": 5, "distill.teacher_mode": mode,
+                               "distill.feature_weight": weight}, metrics)
+
+    runs = tag_recipes([run("a", 0, "cached", 0.0, "/x.zip"), run("b", 1, "cached", 0.0, "/y.zip"),
+                        run("c", 0, "online", 2.0, "/x.zip")], params_of_method(declared))
+    cached = "kd[distill.feature_weight=0.0,distill.teacher_mode=cached]"
+    online = "kd[distill.feature_weight=2.0,distill.teacher_mode=online]"
+    # a and b differ in seed and photo path only: one recipe; c's distill params differ, and
+    # SimCLR's stages read no distill param, so its three runs stay one recipe
+    assert [set(r.metrics) for r in runs] == [{cached, "simclr"}, {cached, "simclr"}, {online, "simclr"}]
+    assert label(online) == "KD [distill.feature_weight=2.0,distill.teacher_mode=online]"
+    rows = {r["method"]: r["runs"] for r in summarize(runs, [cached, online, "simclr"])}
+    assert rows == {cached: 2, online: 1, "simclr": 3}
+    # without dvc.yaml every param is a recipe param: the pretrain change splits SimCLR too
+    other = make_run("d", {**runs[0].params, "pretrain.epochs": 9}, metrics)
+    untagged = tag_recipes([make_run("a", runs[0].params, metrics), other], lambda m: None)
+    assert set(untagged[1].metrics) == {"kd[pretrain.epochs=9]", "simclr[pretrain.epochs=9]"}
+    # recipes are compared within a pool size: a profile's per-size epochs tag nothing
+    bigger = make_run("e", {**other.params, "data.size": 10000}, metrics)
+    assert set(tag_recipes([runs[0], bigger], params_of_method(declared))[1].metrics) == {"kd", "simclr"}
 
 
 def test_a_baseline_reports_the_params_its_metrics_were_made_with() -> None:

@@ -20,7 +20,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ PARAMS_FILE = "params.yaml"
 METRICS_DIR = "metrics"
 TIME_DIR = "metrics/time"
 SIZE_KEY = "data.size"
+DVC_YAML = Path("dvc.yaml")
+# Params that never make two runs' recipes differ: the row key and where the photos were read from.
+NOT_RECIPE = (SIZE_KEY, "data.source")
 # Executor states of experiments whose results are final.
 DONE_STATES = (None, "success")
 
@@ -73,29 +76,59 @@ def stage_times(files: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def base_method(method: str) -> str:
-    """'kd[online,feat1]' -> 'kd': the method without its distillation variant tags."""
+    """'kd[distill.lr=0.1]' -> 'kd': the method without its recipe tags."""
     return method.partition("[")[0]
 
 
-def variant(method: str, params: dict[str, Any]) -> str:
-    """The method's name with its distillation variant, so the report keeps variants apart:
-    'kd', 'kd[online]', 'kd[online,feat1]' (teacher_mode online, feature_weight 1)."""
-    if not method.endswith("kd"):
-        return method
-    tags = []
-    if params.get("distill.teacher_mode") == "online":
-        tags.append("online")
-    if (params.get("distill.feature_weight") or 0) > 0:
-        tags.append(f"feat{params['distill.feature_weight']:g}")
-    return f"{method}[{','.join(tags)}]" if tags else method
+def stage_params(dvc_yaml: Path = DVC_YAML) -> dict[str, list[str]]:
+    """Stage name -> the params entries it declares in dvc.yaml (groups like 'distill' or keys
+    like 'train.seed'); {} when there is no dvc.yaml to read."""
+    if not dvc_yaml.is_file():
+        return {}
+    stages = (read_yaml(dvc_yaml.read_text()) or {}).get("stages") or {}
+    return {name: [p for p in (stage.get("do", stage).get("params") or []) if isinstance(p, str)]
+            for name, stage in stages.items()}
+
+
+def recipe_params(params: dict[str, Any], declared: list[str] | None) -> dict[str, Any]:
+    """The params of a run that make a method's recipe: those its stages declare (`declared`;
+    every param when None), except seeds (repeats), the pool size (the row) and the source path."""
+    def relevant(key: str) -> bool:
+        if key.rsplit(".", 1)[-1] == "seed" or key in NOT_RECIPE:
+            return False
+        return declared is None or any(key == d or key.startswith(d + ".") for d in declared)
+    return {k: v for k, v in params.items() if relevant(k)}
+
+
+def tag_recipes(runs: list[Run], declared_by: Callable[[str], list[str] | None]) -> list[Run]:
+    """Rename each run's methods after the recipe params that differ between the runs of that
+    method at the same pool size, so that different recipes are reported apart and only true
+    repeats (runs that differ in seeds alone) are pooled: 'kd' stays 'kd' when every run at that
+    size used one recipe, else e.g. 'kd[distill.lr=0.1]' and 'kd[distill.lr=0.2]' (a profile may
+    set other epochs per size: rows of other sizes are apart anyway). `declared_by(method)` gives
+    the params entries of the method's stages (None: every param)."""
+    recipes = {(i, m): recipe_params(r.params, declared_by(m))
+               for i, r in enumerate(runs) for m in r.metrics}
+    tagged = []
+    for i, run in enumerate(runs):
+        named = {}
+        for method, values in run.metrics.items():
+            others = [recipe for (j, m), recipe in recipes.items()
+                      if m == method and runs[j].size == run.size]
+            mine = recipes[(i, method)]
+            keys = sorted(k for k in set().union(*others)
+                          if any(o.get(k) != mine.get(k) for o in others))
+            tags = ",".join(f"{k}={mine.get(k, '–')}" for k in keys)
+            named[f"{method}[{tags}]" if tags else method] = values
+        tagged.append(replace(run, metrics=named))
+    return tagged
 
 
 def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, float]],
              times: dict[str, float] | None = None) -> Run:
     seeds = {k: v for k, v in params.items() if k.rsplit(".", 1)[-1] == "seed"}
-    named = {variant(method, params): values for method, values in metrics.items()}
-    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params, metrics=named,
-               times=times or {})
+    return Run(name=name, size=int(params[SIZE_KEY]), seeds=seeds, params=params,
+               metrics=dict(metrics), times=times or {})
 
 
 def exp_entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:

@@ -5,8 +5,9 @@ Not a dvc.yaml stage: it reads across experiments, after a sweep such as
     dvc exp run --queue -S data.size=10000,6000,3000 && dvc queue start
     python -m catdog.stages.report
 
-Runs that share a pool size (e.g. other seeds) are reported as mean ± std and drawn with
-error bars; the reference study's numbers are drawn dashed.
+Runs of one method, pool size and recipe (they differ in seeds only) are reported as mean ± std
+and drawn with error bars; runs of other recipes (any other param the method's stages read) are
+rows of their own, labelled by the params that differ; the reference study's numbers are drawn dashed.
 Writes reports/report.md (tables, wall times, the winner at each size), reports/summary.csv,
 reports/runs.json (every run's params, metrics and stage seconds) and reports/accuracy_vs_size.png.
 """
@@ -18,14 +19,23 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from catdog.atomic import atomic_path, save_json, save_text
-from catdog.experiments import Run, base_method, load_runs, method_order, workspace_run
-from catdog.profiles import METHOD_STAGES  # stages whose wall time each method costs
+from catdog.experiments import (
+    Run,
+    base_method,
+    load_runs,
+    method_order,
+    stage_params,
+    tag_recipes,
+    workspace_run,
+)
+from catdog.profiles import DATA_STAGES, METHOD_STAGES  # stages each method needs
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
@@ -67,7 +77,7 @@ LABELS = {
 
 
 def label(method: str) -> str:
-    """'kd[online,feat1]' -> 'KD [online,feat1]'."""
+    """'kd[distill.lr=0.1]' -> 'KD [distill.lr=0.1]'."""
     base = base_method(method)
     tags = method[len(base):]
     return LABELS.get(base, base) + (f" {tags}" if tags else "")
@@ -81,6 +91,19 @@ def method_seconds(run: Run, method: str) -> float | None:
     if not stages or stages[-1] not in run.times:
         return None
     return sum(run.times[s] for s in stages if s in run.times)
+
+
+def params_of_method(declared: dict[str, list[str]]) -> Callable[[str], list[str] | None]:
+    """method -> the params entries its stages declare in dvc.yaml (`declared`, from
+    catdog.experiments.stage_params), data stages included; None for a method of unknown stages
+    or without a dvc.yaml (then every param counts as its recipe)."""
+    def of(method: str) -> list[str] | None:
+        stages = METHOD_STAGES.get(base_method(method))
+        if not stages or not declared:
+            return None
+        # 'distill-kd' is the kd entry of dvc.yaml's foreach stage 'distill'
+        return [p for s in DATA_STAGES + stages for p in declared.get(s.split("-")[0], [])]
+    return of
 
 
 def summarize(runs: list[Run], methods: list[str]) -> list[dict[str, object]]:
@@ -120,7 +143,7 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 def method_table(method: str, rows: list[dict[str, object]]) -> str:
     """Rows = pool sizes, columns = Acc, Prec-C, Rec-C, Prec-D, Rec-D (+ the study's Acc)."""
-    study = STUDY_ACCURACY.get(method, {})
+    study = STUDY_ACCURACY.get(base_method(method), {})
     header = ["Pool", "Runs"] + [h for h, _ in COLUMNS] + (["Study Acc"] if study else [])
     body = []
     for row in (r for r in rows if r["method"] == method):
@@ -229,7 +252,9 @@ def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, ob
         "",
         f"{len(runs)} run(s): "
         + ", ".join(f"{r.name} ({size_label(r.size)})" for r in runs)
-        + ". Several runs of one size are shown as mean ± std (sample std).",
+        + ". Runs of one method, size and recipe (they differ in seeds only) are shown as "
+        "mean ± std (sample std); a method run with other recipes at one size has a row per "
+        "recipe, tagged with the params that differ.",
         "",
         STUDY_SOURCE,
     ]
@@ -286,7 +311,7 @@ def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]])
         ax.errorbar(
             sizes, means, yerr=errs, color=color, marker="o", capsize=4, label=label(method)
         )
-        if method in STUDY_ACCURACY:
+        if method in STUDY_ACCURACY:  # drawn once, beside the method's untagged row
             study = sorted(STUDY_ACCURACY[method].items())
             ax.plot(
                 [s for s, _ in study],
@@ -341,6 +366,7 @@ def main() -> None:
             "error: no finished experiment has data.size in params.yaml and "
             "metrics/<method>.json with an accuracy; run the pipeline first"
         )
+    runs = tag_recipes(runs, params_of_method(stage_params()))  # other recipes are other rows
     methods = method_order(runs, PREFERRED_METHODS)
     rows = summarize(runs, methods)
     save_text(args.out / "report.md", render_markdown(runs, methods, rows))
