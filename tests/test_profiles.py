@@ -38,7 +38,7 @@ def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> No
     args = run_args(profile, 3000)
     assert args[args.index("data.size=3000") - 1] == "-S"
     assert "distill.epochs=" + str(profile.sizes[3000]["distill.epochs"]) in args
-    assert args[-9:] == ["teacher", "evaluate@simclr", "featuremaps@simclr", "evaluate@kd",
+    assert args[-9:] == ["teacher_score", "evaluate@simclr", "featuremaps@simclr", "evaluate@kd",
                          "featuremaps@kd", "evaluate@scratch", "featuremaps@scratch",
                          "evaluate@imagenet", "featuremaps@imagenet"]
 
@@ -69,15 +69,15 @@ def test_snapshot_keeps_only_the_profile_methods_and_stages(base: Path, tmp_path
     for name in ("teacher", "kd", "simclr_kd"):  # simclr_kd: stale, from another run
         (tmp_path / "metrics/time").mkdir(parents=True, exist_ok=True)
         (tmp_path / f"metrics/{name}.json").write_text(json.dumps({"accuracy": 0.5}))
-    for stage in ("fetch", "teacher", "teacher_logits", "distill-kd", "evaluate-kd",
-                  "distill-simclr_kd", "pretrain"):
+    for stage in ("fetch", "teacher", "teacher_score", "teacher_logits", "distill-kd",
+                  "evaluate-kd", "distill-simclr_kd", "pretrain"):
         (tmp_path / f"metrics/time/{stage}.json").write_text(json.dumps({"seconds": 1.0}))
     profile = load_profile("two", base=base, root=tmp_path / "profiles")
     snapshot(profile, tmp_path / "out/run", root=tmp_path)
     out = tmp_path / "out/run"
     assert sorted(p.name for p in (out / "metrics").glob("*.json")) == ["kd.json", "teacher.json"]
     assert sorted(p.stem for p in (out / "metrics/time").glob("*.json")) == [
-        "distill-kd", "evaluate-kd", "fetch", "teacher", "teacher_logits"]
+        "distill-kd", "evaluate-kd", "fetch", "teacher", "teacher_logits", "teacher_score"]
     assert (out / "params.yaml").is_file() and not (tmp_path / "out/run.tmp").exists()
 
 

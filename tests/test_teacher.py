@@ -129,24 +129,32 @@ def test_resnet50_feature_pipeline_shapes(tiny_split: Split) -> None:
         assert net.zero_shot(tiny_split.images[:2]).shape == (2,)
 
 
-def test_stage_end_to_end(shared_zip: Path, repo_root: Path, tmp_path: Path, monkeypatch) -> None:
+def test_stages_fit_then_score_end_to_end(shared_zip: Path, repo_root: Path, tmp_path: Path,
+                                          monkeypatch) -> None:
     from catdog.stages import teacher as stage
+    from catdog.stages import teacher_score
 
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["teacher"].update(image_size=SIZE, batch_size=16)
     params["compute"].update(device="cpu")
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    for name, per_class, offset in (("labeled", 16, 400), ("val", 5, 500), ("test", 10, 600)):
+    for name, per_class, offset in (("labeled", 16, 400), ("val", 5, 500)):
         save_split(split_path(name), make_split(shared_zip, per_class, size=128, offset=offset))
-    stage.main()
-    metrics = json.loads(Path(stage.METRICS_FILE).read_text())
+    stage.main()  # fits without a test split on disk: it never reads one
+    fitted = json.loads(Path("models/teacher.json").read_text())
+    assert fitted["C"] in stage.C_GRID and 0.0 <= fitted["val_accuracy"] <= 1.0
+    assert not Path(teacher_score.METRICS_FILE).exists()
+    save_split(split_path("test"), make_split(shared_zip, 10, size=128, offset=600))
+    teacher_score.main()
+    metrics = json.loads(Path(teacher_score.METRICS_FILE).read_text())
     for key in ("accuracy", "n", "roc_auc", "precision_cat", "recall_dog", "f1_dog",
                 "zero_shot_accuracy", "val_accuracy", "C"):
         assert isinstance(metrics[key], int | float), key
-    assert metrics["n"] == 20 and metrics["C"] in stage.C_GRID
+    assert metrics["n"] == 20 and metrics["C"] == fitted["C"]
+    assert metrics["val_accuracy"] == fitted["val_accuracy"]
     assert metrics["accuracy"] > 0.8 and metrics["zero_shot_accuracy"] > 0.7
-    rows = Path(stage.CONFUSION_FILE).read_text().splitlines()
+    rows = Path(teacher_score.CONFUSION_FILE).read_text().splitlines()
     assert rows[0] == "actual,predicted" and len(rows) == 21
     assert {r.split(",")[0] for r in rows[1:]} == {"Cat", "Dog"}
     saved = load_teacher(stage.MODEL_FILE)

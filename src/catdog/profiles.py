@@ -24,7 +24,7 @@ from catdog.params import PARAMS_FILE, ParamError, flatten, read_yaml, validate
 PROFILES_DIR = Path("profiles")
 # Stages whose wall time (metrics/time/<stage>.json) each method costs, beyond the data stages.
 METHOD_STAGES = {
-    "teacher": ("teacher",),
+    "teacher": ("teacher", "teacher_score"),
     "simclr": ("pretrain", "finetune-simclr"),
     "kd": ("teacher", "teacher_logits", "distill-kd"),
     "scratch": ("finetune-scratch",),
@@ -56,7 +56,7 @@ class Profile:
             return []
         out: list[str] = []
         for m in self.methods:
-            out += ["teacher"] if m == "teacher" else [f"evaluate@{m}", f"featuremaps@{m}"]
+            out += ["teacher_score"] if m == "teacher" else [f"evaluate@{m}", f"featuremaps@{m}"]
         return out
 
     def stages(self) -> set[str]:

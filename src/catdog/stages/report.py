@@ -52,7 +52,7 @@ COLUMNS = (
 # "n": test images scored (for the standard error of single runs).
 SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds", "n")
 # Stage rows of the wall-time table, in pipeline order; stages not listed follow alphabetically.
-STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_logits", "pretrain")
+STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_logits", "pretrain")
 # Reference study: test accuracy and epochs to converge per unlabeled pool size.
 STUDY_SOURCE = ("\"Study\" columns: the reference study's own reported test accuracy and epochs to "
                 "converge (SimCLR vs KD into MobileNetV2 at 10k / 6k / 3k unlabeled images, 420 "

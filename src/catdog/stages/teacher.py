@@ -1,10 +1,10 @@
-"""Stage `teacher`: fit a linear Cat/Dog head on frozen ImageNet features and score it on test.
+"""Stage `teacher`: fit a linear Cat/Dog head on frozen ImageNet features.
 
-Reads params groups `teacher` and `compute`, the labeled/val/test caches, and writes
+Reads params groups `teacher` and `compute`, the labeled and val caches (never test: the
+distillation stages depend on this stage's output), and writes
   models/teacher.pt              the teacher file (catdog.teachers.save_teacher)
-  metrics/teacher.json           test metrics + zero_shot_accuracy, val_accuracy, C
-  plots/teacher/confusion.csv    one row per test image: actual, predicted
-The regularisation C is chosen on val only; test is scored once, at the end.
+  models/teacher.json            val_accuracy, the chosen C, the backbone's precision
+The regularisation C is chosen on val only. The teacher_score stage scores it on test.
 """
 
 from __future__ import annotations
@@ -15,24 +15,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
-from catdog.atomic import save_json, save_text
+from catdog.atomic import save_json
 from catdog.cache import load_split
 from catdog.device import pick_device
-from catdog.metrics import classification_metrics, confusion_csv
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.teachers import (
-    Teacher,
-    batched,
-    choose_teacher_precision,
-    dog_prob_from_imagenet,
-    save_teacher,
-    to_device,
-)
+from catdog.teachers import TEACHER_INFO, Teacher, batched, choose_teacher_precision, save_teacher, to_device
 
 MODEL_FILE = "models/teacher.pt"
-METRICS_FILE = "metrics/teacher.json"
-CONFUSION_FILE = "plots/teacher/confusion.csv"
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strength of the logistic head, tried on val
 MAX_ITER = 5000  # lbfgs iterations: enough to converge on standardised features
 
@@ -60,10 +50,10 @@ def main() -> None:
     cfg, compute = params["teacher"], params["compute"]
     device = pick_device(compute["device"], compute["threads"])
     torch.manual_seed(cfg["seed"])
-    splits = {name: load_split(name) for name in ("labeled", "val", "test")}
+    splits = {name: load_split(name) for name in ("labeled", "val")}
     for name, split in splits.items():
         if len(set(split.labels.tolist())) < 2:
-            raise SystemExit(f"error: the {name} split needs both classes to fit/score the teacher")
+            raise SystemExit(f"error: the {name} split needs both classes to fit the teacher")
 
     teacher = to_device(Teacher(cfg["arch"], cfg["image_size"]), device)
     precision = choose_teacher_precision(teacher, compute["precision"], device)
@@ -76,21 +66,10 @@ def main() -> None:
     teacher.set_head_from_logistic(torch.from_numpy(lr.coef_), torch.from_numpy(lr.intercept_),
                                    torch.from_numpy(scaler.mean_), torch.from_numpy(scaler.scale_))
 
-    with torch.inference_mode():
-        test_x = feats["test"].to(device)
-        prob_dog = teacher.head(test_x).softmax(dim=1)[:, 1].float().cpu().numpy()
-        zero_shot = dog_prob_from_imagenet(teacher.imagenet(test_x)).cpu().numpy()
-    metrics = classification_metrics(labels["test"], prob_dog)
-    metrics["zero_shot_accuracy"] = float(((zero_shot >= 0.5) == labels["test"]).mean())
-    metrics["val_accuracy"] = val_acc
-    metrics["C"] = c
-    metrics["dtype"] = precision  # bf16 or fp32: what the backbone ran in
-
     save_teacher(MODEL_FILE, teacher)
-    save_json(METRICS_FILE, metrics)
-    save_text(CONFUSION_FILE, confusion_csv(labels["test"], prob_dog))
-    print(f"teacher {cfg['arch']}@{cfg['image_size']}px: test accuracy {metrics['accuracy']:.4f} "
-          f"(zero-shot {metrics['zero_shot_accuracy']:.4f}), val accuracy {val_acc:.4f}, C={c:g}, "
+    # val_accuracy: what model selection saw; dtype: bf16 or fp32, what the backbone ran in.
+    save_json(TEACHER_INFO, {"val_accuracy": val_acc, "C": c, "dtype": precision})
+    print(f"teacher {cfg['arch']}@{cfg['image_size']}px: val accuracy {val_acc:.4f}, C={c:g}, "
           f"{len(labels['labeled'])} labeled -> {MODEL_FILE}")
     clock.save()
 

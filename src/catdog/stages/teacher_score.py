@@ -1,0 +1,64 @@
+"""Stage `teacher_score`: score the fitted teacher on the test split.
+
+Kept apart from the `teacher` stage so that no training stage depends on the test split, not
+even through the teacher file (tests/test_leakage.py checks the pipeline graph). Writes
+  metrics/teacher.json           test metrics + zero_shot_accuracy (the ImageNet classifier
+                                 alone), and the teacher stage's val_accuracy, C and dtype
+  plots/teacher/confusion.csv    one row per test image: actual, predicted
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from catdog.atomic import save_json, save_text
+from catdog.cache import load_split
+from catdog.device import pick_device
+from catdog.metrics import classification_metrics, confusion_csv
+from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
+from catdog.teachers import (
+    TEACHER_INFO,
+    batched,
+    choose_teacher_precision,
+    dog_prob_from_imagenet,
+    load_teacher,
+)
+
+MODEL_FILE = "models/teacher.pt"
+METRICS_FILE = "metrics/teacher.json"
+CONFUSION_FILE = "plots/teacher/confusion.csv"
+
+
+def main() -> None:
+    clock = StageClock("teacher_score")
+    params = load_or_exit()
+    compute = params["compute"]
+    device = pick_device(compute["device"], compute["threads"])
+    teacher = load_teacher(MODEL_FILE, device)
+    fitted = json.loads(TEACHER_INFO.read_text()) if TEACHER_INFO.is_file() else {}
+    test = load_split("test")
+    if len(set(test.labels.tolist())) < 2:
+        raise SystemExit("error: the test split needs both classes to score the teacher")
+    precision = choose_teacher_precision(teacher, compute["precision"], device)
+    feats = batched(teacher.embed, test.images, params["teacher"]["batch_size"], desc="teacher test")
+    with torch.inference_mode():
+        feats = feats.to(device)
+        prob_dog = teacher.head(feats).softmax(dim=1)[:, 1].float().cpu().numpy()
+        zero_shot = dog_prob_from_imagenet(teacher.imagenet(feats)).cpu().numpy()
+    labels = test.labels.numpy()
+    metrics = classification_metrics(labels, prob_dog)
+    metrics["zero_shot_accuracy"] = float(((zero_shot >= 0.5) == labels).mean())
+    metrics |= {k: fitted[k] for k in ("val_accuracy", "C") if k in fitted}
+    metrics["dtype"] = precision  # bf16 or fp32: what the backbone ran in on test
+    save_json(METRICS_FILE, metrics)
+    save_text(CONFUSION_FILE, confusion_csv(labels, prob_dog))
+    print(f"teacher_score: test accuracy {metrics['accuracy']:.4f} "
+          f"(zero-shot {metrics['zero_shot_accuracy']:.4f}) on {len(labels)} images")
+    clock.save()
+
+
+if __name__ == "__main__":
+    main()
