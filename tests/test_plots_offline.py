@@ -114,3 +114,67 @@ def test_plots_show_renders_offline(tmp_path: Path) -> None:
     # The loss curve (one coloured line, left) and the confusion heat map (filled cells, right).
     assert mask[:, :half].sum() > 2_000, "no plotted loss line"
     assert mask[:, half:].sum() > 40_000, "no confusion-matrix cells"
+
+
+def make_method_plots_repo(root: Path, methods: tuple[str, ...]) -> None:
+    """A repo with the project's plot templates and, per method, a loss curve and a confusion
+    CSV laid out as the pipeline writes them, plotted as dvc.yaml plots them."""
+    run(["git", "init", "-q"], root)
+    dvc("init", "-q", cwd=root)
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")
+    for i, method in enumerate(methods):
+        curve = root / f"dvclive/distill-{method}/plots/metrics/train"
+        curve.mkdir(parents=True)
+        rows = "".join(f"{s}\t{(i + 1) / (s + 1)}\n" for s in range(15))
+        (curve / "loss.tsv").write_text("step\tloss\n" + rows)
+        (root / f"plots/{method}").mkdir(parents=True)
+        pairs = [("Cat", "Cat")] * (30 + 5 * i) + [("Cat", "Dog")] * 10 + [("Dog", "Dog")] * 30
+        (root / f"plots/{method}/confusion.csv").write_text(
+            "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in pairs))
+    curves = "".join(f"        dvclive/distill-{m}/plots/metrics/train/loss.tsv: loss\n" for m in methods)
+    matrices = "".join(f"        plots/{m}/confusion.csv: actual\n" for m in methods)
+    (root / "dvc.yaml").write_text(
+        "plots:\n  - Loss:\n      template: by_method\n      x: step\n      y:\n" + curves
+        + "  - Confusion:\n      template: confusion_grid\n      x: predicted\n      y:\n" + matrices)
+
+
+def hues(rgb: np.ndarray) -> set[int]:
+    """Hue bins (of 24) that hold at least 150 saturated pixels."""
+    mask = colored(rgb)
+    r, g, b = (rgb[..., i][mask] / 255.0 for i in range(3))
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    delta = np.where(mx - mn == 0, 1, mx - mn)
+    hue = np.select([mx == r, mx == g], [((g - b) / delta) % 6, (b - r) / delta + 2],
+                    (r - g) / delta + 4) / 6
+    counts = np.bincount((hue * 24).astype(int) % 24, minlength=24)
+    return {i for i, n in enumerate(counts) if n >= 150}
+
+
+def test_curves_take_one_colour_per_method_and_confusions_sit_side_by_side(tmp_path: Path) -> None:
+    methods = ("kd", "scratch", "simclr")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    make_method_plots_repo(repo, methods)
+    done = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json"], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    specs = {name: entries[0]["content"] for name, entries in json.loads(done.stdout)["data"].items()}
+    color = specs["Loss"]["encoding"]["color"]
+    assert color["field"] == "method" and color["legend"]["labelLimit"] >= 300
+    names = {v["filename"].split("/")[0] for v in specs["Loss"]["data"]["values"]}
+    assert names == {f"distill-{m}" for m in methods}  # what the legend shows, one per colour
+    assert specs["Confusion"]["columns"] == 4
+
+    shutil.copy(REPO / TEMPLATE_FILE, repo / ".dvc" / "plots_template.html")
+    dvc("config", "plots.html_template", "plots_template.html", cwd=repo)
+    shots = {}
+    for plot in ("Loss", "Confusion"):  # each plot alone on its page
+        dvc("plots", "show", plot, "--out", plot, cwd=repo)
+        shots[plot] = screenshot(repo / plot / "index.html", tmp_path / f"{plot}.png",
+                                 tmp_path / f"profile-{plot}")
+    # Three methods' curves in (at least) three hues: told apart by colour, not dash style.
+    assert len(hues(shots["Loss"])) >= 3, f"curve hues {sorted(hues(shots['Loss']))}"
+    # The three matrices sit in one row: the grid is wider than tall.
+    cells = colored(shots["Confusion"])
+    ys, xs = np.flatnonzero(cells.any(axis=1)), np.flatnonzero(cells.any(axis=0))
+    width, height = np.ptp(xs), np.ptp(ys)
+    assert width > 2 * height, f"matrices span {width} x {height} px"
