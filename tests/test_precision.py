@@ -35,6 +35,19 @@ def test_auto_keeps_the_precision_that_is_faster(fast: str, capsys: pytest.Captu
     assert f"precision: {fast} (auto: bf16 " in capsys.readouterr().err
 
 
+def test_a_load_spike_in_one_round_does_not_flip_the_choice() -> None:
+    calls = {"fp32": 0}
+
+    def step() -> None:  # fp32 is 3x faster, but its first round runs under a 10x load spike
+        if precision.name(CPU) == "fp32":
+            calls["fp32"] += 1
+            time.sleep(0.06 if calls["fp32"] <= 1 + precision.PROBE_STEPS else 0.002)
+        else:
+            time.sleep(0.006)
+    assert precision.choose("auto", CPU, step, "a spiky step") is False
+    assert calls["fp32"] == precision.PROBE_ROUNDS * (1 + precision.PROBE_STEPS)
+
+
 def test_forced_precision_is_not_probed() -> None:
     def step() -> None:
         raise AssertionError("a forced precision must not run the probe")
