@@ -24,7 +24,7 @@ from catdog.params import PARAMS_FILE, ParamError, flatten, read_yaml, validate
 PROFILES_DIR = Path("profiles")
 # Stages whose wall time (metrics/time/<stage>.json) each method costs, beyond the data stages.
 METHOD_STAGES = {
-    "teacher": ("teacher", "teacher_score"),
+    "teacher": ("teacher_score", "teacher"),  # last: the model stage (runs before teacher_score had its own)
     "simclr": ("pretrain", "finetune-simclr"),
     "kd": ("teacher", "teacher_logits", "distill-kd"),
     "scratch": ("finetune-scratch",),
