@@ -7,18 +7,9 @@ module a stage uses fails here until dvc.yaml lists src/catdog/x.py for that sta
 from __future__ import annotations
 
 import ast
-import re
-from pathlib import Path
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "src"
-
-
-def module_file(module: str) -> Path:
-    return SRC / (module.replace(".", "/") + ".py")
+from dvc_yaml import REPO, module_file, stage_bodies, stage_module
 
 
 def direct_imports(module: str) -> set[str]:
@@ -44,11 +35,6 @@ def import_closure(module: str) -> set[str]:
     return seen
 
 
-def stage_bodies() -> dict[str, dict]:
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    return {name: stage.get("do", stage) for name, stage in stages.items()}
-
-
 def test_import_closure_follows_from_imports_transitively() -> None:
     closure = import_closure("catdog.stages.distill")
     # distill -> supervised -> train_loop -> atomic: two hops away, still found
@@ -59,8 +45,8 @@ def test_import_closure_follows_from_imports_transitively() -> None:
 @pytest.mark.parametrize("stage", sorted(stage_bodies()))
 def test_stage_deps_list_every_module_its_command_imports(stage: str) -> None:
     body = stage_bodies()[stage]
-    module = re.search(r"python -m (\S+)", body["cmd"]).group(1)
-    needed = {module_file(m).relative_to(REPO).as_posix() for m in import_closure(module)}
+    needed = {module_file(m).relative_to(REPO).as_posix()
+              for m in import_closure(stage_module(body))}
     needed.discard("src/catdog/__init__.py")  # holds only constants every module shares
     missing = needed - set(body.get("deps", []))
     assert not missing, f"dvc.yaml stage {stage!r} lacks deps: {sorted(missing)}"

@@ -63,10 +63,10 @@ def stages_reading_test(stages: dict[str, dict]) -> set[str]:
 
 
 def pipeline() -> dict[str, dict]:
-    students = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    text = (REPO / "dvc.yaml").read_text().replace(
-        "${students}", str(students["vars"][0]["students"]))
-    return expand(yaml.safe_load(text)["stages"])
+    """dvc.yaml's stages, foreach expanded, with its `students` var filled in."""
+    text = (REPO / "dvc.yaml").read_text()
+    students = yaml.safe_load(text)["vars"][0]["students"]
+    return expand(yaml.safe_load(text.replace("${students}", str(students)))["stages"])
 
 
 def test_only_scoring_stages_depend_on_the_test_split_even_through_other_outputs() -> None:

@@ -10,13 +10,11 @@ tuple of strings. A group handed whole to another function counts as reading all
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
-import yaml
+from dvc_yaml import REPO, module_file, stage_bodies, stage_module
 
-REPO = Path(__file__).resolve().parents[1]
 # What catdog.train_loop.stage_setup(params, group) reads besides params[group].
 STAGE_SETUP_READS = ("compute", "train.seed")
 
@@ -38,7 +36,7 @@ def imported_tuples(tree: ast.Module) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("catdog"):
-            path = REPO / "src" / (node.module.replace(".", "/") + ".py")
+            path = module_file(node.module)
             if path.is_file():
                 theirs = string_tuples(ast.parse(path.read_text()), {})
                 out.update({a.asname or a.name: theirs[a.name] for a in node.names if a.name in theirs})
@@ -117,11 +115,6 @@ def covered(key: str, declared: list[str]) -> bool:
     return any(key == d or key.startswith(d + ".") for d in declared)
 
 
-def stages() -> dict[str, dict]:
-    raw = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    return {name: stage.get("do", stage) for name, stage in raw.items()}
-
-
 def test_reads_are_found_through_groups_loops_and_stage_setup() -> None:
     stage_dir = REPO / "src/catdog/stages"
     assert {"data.test", "data.labeled", "data.val", "data.seed",
@@ -131,11 +124,11 @@ def test_reads_are_found_through_groups_loops_and_stage_setup() -> None:
     assert params_read(stage_dir / "featuremaps.py") == {"featuremaps.channels"}
 
 
-@pytest.mark.parametrize("stage", sorted(stages()))
+@pytest.mark.parametrize("stage", sorted(stage_bodies()))
 def test_every_params_key_a_stage_reads_is_declared(stage: str) -> None:
-    body = stages()[stage]
-    module = re.search(r"python -m (\S+)", body["cmd"]).group(1)
-    reads = params_read(REPO / "src" / (module.replace(".", "/") + ".py"))
+    body = stage_bodies()[stage]
+    module = stage_module(body)
+    reads = params_read(module_file(module))
     assert reads, f"no params read found in {module}: the check would be vacuous"
     undeclared = sorted(k for k in reads if not covered(k, body.get("params") or []))
     assert not undeclared, f"stage {stage!r} reads params it does not declare: {undeclared}"

@@ -1,0 +1,27 @@
+"""What the dvc.yaml tests share: the stages as written, and the module each stage runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+
+def stage_bodies() -> dict[str, dict]:
+    """Stage name -> its body (a foreach stage's `do`, unexpanded)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+def module_file(module: str) -> Path:
+    """src/ path of a dotted module name."""
+    return SRC / (module.replace(".", "/") + ".py")
+
+
+def stage_module(body: dict) -> str:
+    """The module a stage's command runs (`python -m <module>`)."""
+    return re.search(r"python -m (\S+)", body["cmd"]).group(1)
