@@ -19,6 +19,7 @@ dvc exp run --queue -S "data.source=$source" "${profile[@]}" \
   -S "distill.temperature=${TEMPERATURES:-1,2,4,8}" -S "distill.alpha=${ALPHAS:-0.5,0.9,1.0}" \
   "$@" distill@kd
 dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
-while dvc queue status | grep -Eq 'Queued|Running'; do sleep 30; done
+# (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
+while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 30; done
 dvc queue status
 python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning
