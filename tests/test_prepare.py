@@ -52,12 +52,15 @@ def raw_tree(tmp_path: Path, shared_zip: Path) -> Path:
             data = _write_real(zf, "Cat", n, cat)
             _write_real(zf, "Dog", n, dog)
         (cat / "dup_of_19.jpg").write_bytes(data)  # exact duplicate of Cat/19.jpg
+        copy = Image.open(io.BytesIO(zf.read("PetImages/Cat/5.jpg"))).resize((131, 131))
+        copy.save(cat / "resized_5.jpg", quality=60)  # re-encoded, resized copy of Cat/5.jpg
         (dog / "truncated.jpg").write_bytes(zf.read("PetImages/Dog/0.jpg")[:1500])
-        photo = Image.open(io.BytesIO(zf.read("PetImages/Dog/1.jpg")))
-        photo.convert("CMYK").save(dog / "cmyk.jpg")
-        photo.convert("L").save(cat / "gray.png")
-        photo.convert("RGBA").save(cat / "rgba.png")
-        photo.convert("P").save(dog / "palette.gif")
+        def photo(cls: str, n: int) -> Image.Image:  # photos the fixture holds no other copy of
+            return Image.open(io.BytesIO(zf.read(f"PetImages/{cls}/{n}.jpg")))
+        photo("Dog", 20).convert("CMYK").save(dog / "cmyk.jpg")
+        photo("Cat", 20).convert("L").save(cat / "gray.png")
+        photo("Cat", 21).convert("RGBA").save(cat / "rgba.png")
+        photo("Dog", 21).convert("P").save(dog / "palette.gif")
     (cat / "empty.jpg").write_bytes(b"")
     (cat / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 500)
     (dog / "notes.txt").write_text("not a photo\n")
@@ -107,12 +110,14 @@ def test_prepare_skips_lists_and_splits(raw_tree: Path) -> None:
     assert reasons["PetImages/Dog/huge.png"].startswith("image too large")
     assert {"PetImages/Cat/Thumbs.db", "PetImages/Dog/notes.txt", "PetImages/Dog/random.jpg"} \
         <= set(reasons)
-    assert len(rejected) == 7
+    assert reasons["PetImages/Cat/resized_5.jpg"].startswith(
+        "near-duplicate of PetImages/Cat/5.jpg (dHash ")
+    assert len(rejected) == 8
     index = pd.read_csv(raw_tree / "data/prepared/index.csv")
     kept = set(index["file"])
     assert {"PetImages/Dog/cmyk.jpg", "PetImages/Cat/gray.png", "PetImages/Cat/rgba.png",
             "PetImages/Dog/palette.gif"} <= kept
-    assert index["sha256"].is_unique
+    assert index["sha256"].is_unique and index["dhash"].is_unique
     test = load_split(raw_tree / "data/prepared/test.pt")
     assert test.images.shape == (10, 3, 48, 48) and test.images.dtype == torch.uint8
     assert test.labels.tolist().count(0) == 5
@@ -130,3 +135,11 @@ def test_prepare_without_raw_data(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == "error: data/raw/PetImages not found: run the fetch stage first " \
         "(dvc repro fetch)"
+
+
+def test_prepare_keeps_near_duplicates_when_off(raw_tree: Path) -> None:
+    done = _run_prepare(raw_tree, near_duplicate_bits=-1)
+    assert done.returncode == 0, done.stderr
+    rejected = pd.read_csv(raw_tree / "data/prepared/rejected.csv")
+    assert not rejected["reason"].str.startswith("near-duplicate").any()
+    assert "PetImages/Cat/resized_5.jpg" in set(pd.read_csv(raw_tree / "data/prepared/index.csv")["file"])

@@ -18,7 +18,7 @@ from catdog.atomic import save_torch
 
 RAW_IMAGES = Path("data/raw/PetImages")  # the photos, as fetched: PetImages/{Cat,Dog}
 PREPARED_DIR = Path("data/prepared")
-INDEX_FILE = PREPARED_DIR / "index.csv"  # every usable photo: file, label, split, rank, sha256
+INDEX_FILE = PREPARED_DIR / "index.csv"  # every usable photo: file, label, split, rank, sha256, dhash
 POOL_FILE = Path("data/pool/pool.pt")
 FIXED_SPLITS = ("test", "labeled", "val")
 

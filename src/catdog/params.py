@@ -89,6 +89,7 @@ SCHEMA: dict[str, Spec] = {
     "data.size": _int(1),
     "data.max_size": _int(1),
     "data.image_size": _PX,
+    "data.near_duplicate_bits": _int(-1, 32),
     "compute.device": _choice("auto", "cpu", "cuda"),
     "compute.threads": _int(0, 1024),
     "compute.precision": _choice("auto", "fp32", "bf16"),

@@ -2,9 +2,10 @@
 
 Every file under data/raw/PetImages/{Cat,Dog} is decoded fully. Anything unusable
 (empty, truncated, corrupt, non-image, unsupported, huge) is skipped and listed with
-its reason in data/prepared/rejected.csv; exact duplicates (same bytes) are kept once.
+its reason in data/prepared/rejected.csv; exact duplicates (same bytes) are kept once, and so
+are near-duplicates (a dHash within data.near_duplicate_bits bits: catdog.near_duplicates).
 The split (see catdog.splits) is written to data/prepared/index.csv with columns
-file, label, split, rank, sha256; the test, labeled and val images are cached as uint8
+file, label, split, rank, sha256, dhash; the test, labeled and val images are cached as uint8
 tensors (catdog.cache). The pool is cached by the `pool` stage, the only data stage
 that reads data.size.
 """
@@ -21,6 +22,7 @@ from catdog.atomic import save_text
 from catdog.cache import INDEX_FILE, PREPARED_DIR, RAW_IMAGES, save_split, split_path
 from catdog.decode_splits import parallel_map, split_tensors
 from catdog.images import BadImage, decode, file_sha256
+from catdog.near_duplicates import dhash, later_copies
 from catdog.params import load_or_exit
 from catdog.splits import FIXED, assign_splits, required
 from catdog.stage_time import StageClock
@@ -41,47 +43,59 @@ def list_files(raw: Path = RAW_IMAGES) -> list[tuple[str, int]]:
     return out
 
 
-def _check(args: tuple[str, int]) -> tuple[str, str]:
-    """(sha256, "") for a usable image, ("", reason) otherwise. Runs in worker processes."""
+def _check(args: tuple[str, int]) -> tuple[str, int, str]:
+    """(sha256, dhash, "") for a usable image, ("", 0, reason) otherwise. Runs in worker processes."""
     path, size = args
     try:
         data = Path(path).read_bytes()
-        decode(path, size)
+        rgb = decode(path, size)
     except BadImage as err:
-        return "", str(err)
+        return "", 0, str(err)
     except OSError as err:
-        return "", f"unreadable: {err.strerror or err}"
-    return file_sha256(data), ""
+        return "", 0, f"unreadable: {err.strerror or err}"
+    return file_sha256(data), dhash(rgb), ""
 
 
 def build_index(files: list[tuple[str, int]], root: Path, size: int, sizes: dict[str, int],
-                seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Check, dedupe and split; returns (index, rejected) tables."""
+                seed: int, near_bits: int = -1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check, dedupe (exact bytes; dHash within near_bits bits, -1: off) and split.
+
+    Returns (index, rejected) tables.
+    """
     checked = parallel_map(_check, [(str(root / f), size) for f, _ in files], "check")
-    rejected, kept, seen = [], [], {}
-    for (file, label), (digest, reason) in zip(files, checked, strict=True):
+    rejected, unique, seen = [], [], {}
+    for (file, label), (digest, hashed, reason) in zip(files, checked, strict=True):
         if reason:
             rejected.append((file, reason))
         elif digest in seen:
             rejected.append((file, f"duplicate of {seen[digest]}"))
         else:
             seen[digest] = file
-            kept.append((file, label, digest))
+            unique.append((file, label, digest, hashed))
+    copies = later_copies([h for *_, h in unique], near_bits)
+    kept = []
+    for j, (file, label, digest, hashed) in enumerate(unique):
+        if j in copies:
+            i, bits = copies[j]
+            rejected.append((file, f"near-duplicate of {unique[i][0]} (dHash {bits} bits apart)"))
+        else:
+            kept.append((file, label, digest, hashed))
     need = required(sizes)
     for label, cls in enumerate(CLASSES):
-        have = sum(1 for _, y, _ in kept if y == label)
+        have = sum(1 for _, y, *_ in kept if y == label)
         if have < need[label]:
             raise SystemExit(
                 f"error: only {have} usable {cls} images, but data.test+data.labeled+data.val "
                 f"need {need[label]} per class"
             )
-    assignment = assign_splits([y for _, y, _ in kept], sizes, seed)
+    assignment = assign_splits([y for _, y, *_ in kept], sizes, seed)
     index = pd.DataFrame({
-        "file": [f for f, _, _ in kept],
-        "label": [y for _, y, _ in kept],
+        "file": [f for f, *_ in kept],
+        "label": [y for _, y, *_ in kept],
         "split": assignment.split,
         "rank": assignment.rank,
-        "sha256": [d for _, _, d in kept],
+        "sha256": [d for *_, d, _ in kept],
+        "dhash": [f"{h:016x}" for *_, h in kept],
     }).sort_values(["split", "rank"], kind="stable").reset_index(drop=True)
     return index, pd.DataFrame(rejected, columns=["file", "reason"])
 
@@ -91,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     data = load_or_exit()["data"]
     sizes = {name: data[name] for name in FIXED}
     root = RAW_IMAGES.parent
-    index, rejected = build_index(list_files(), root, data["image_size"], sizes, data["seed"])
+    index, rejected = build_index(list_files(), root, data["image_size"], sizes, data["seed"],
+                                  data["near_duplicate_bits"])
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
     save_text(REJECTED_FILE, rejected.to_csv(index=False))
     for name in FIXED:
