@@ -37,7 +37,7 @@ from catdog.models import FEATURE_DIM, encoder, student
 from catdog.precision import set_bf16
 from catdog.stages.pretrain import embed, simclr_loss
 from catdog.supervised import make_optimizer
-from catdog.teachers import LOGITS_FILE, batched, load_logits, load_teacher
+from catdog.teachers import LOGITS_FILE, TEACHER_FILE, batched, load_logits, load_teacher
 from catdog.train_loop import (
     batches,
     cosine_with_warmup,
@@ -58,7 +58,7 @@ def held_out(path: Path) -> dict[str, torch.Tensor]:
         index = pd.read_csv(INDEX_FILE)
         rows = index[(index["split"] == "pool") & index["rank"].between(*HELD_RANKS, inclusive="left")]
         images = decode_many(RAW_IMAGES.parent, rows.sort_values("rank")["file"].tolist(), 180, "held")
-        teacher = load_teacher("models/teacher.pt", DEVICE)
+        teacher = load_teacher(TEACHER_FILE, DEVICE)
         set_bf16(DEVICE, True)  # as the teacher_logits stage picks on AVX512-BF16 CPUs
         logits = batched(teacher, images, 64, desc="teacher held-out")
         set_bf16(DEVICE, False)

@@ -31,6 +31,7 @@ ARCHS = ("efficientnet_lite2", "resnet50")
 DOG_CLASSES = range(151, 269)  # 151 Chihuahua ... 268 Mexican hairless
 CAT_CLASSES = range(281, 286)  # 281 tabby ... 285 Egyptian cat
 RESNET50_FILE = "resnet50-11ad3fa6.pth"  # file name of ResNet50_Weights.IMAGENET1K_V2
+TEACHER_FILE = Path("models/teacher.pt")  # the fitted teacher (stage teacher; save_teacher/load_teacher)
 TEACHER_INFO = Path("models/teacher.json")  # the teacher stage's val accuracy, C and precision
 LOGITS_FILE = Path("data/teacher/logits.pt")  # cached teacher logits (stage teacher_logits)
 

@@ -30,7 +30,7 @@ from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
 from catdog.supervised import make_optimizer, train_student
-from catdog.teachers import LOGITS_FILE, Teacher, load_logits, load_teacher
+from catdog.teachers import LOGITS_FILE, TEACHER_FILE, Teacher, load_logits, load_teacher
 from catdog.train_loop import (
     autocast,
     batches,
@@ -40,7 +40,6 @@ from catdog.train_loop import (
     stage_setup,
 )
 
-TEACHER_FILE = Path("models/teacher.pt")
 METHODS = {"scratch": "kd", "imagenet": "imagenet_kd", "simclr": "simclr_kd"}
 MIN_SCALE = 0.35  # smallest crop area fraction of the student's (and online teacher's) views
 

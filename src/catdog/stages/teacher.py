@@ -20,9 +20,16 @@ from catdog.cache import load_split
 from catdog.device import pick_device
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.teachers import TEACHER_INFO, Teacher, batched, choose_teacher_precision, save_teacher, to_device
+from catdog.teachers import (
+    TEACHER_FILE,
+    TEACHER_INFO,
+    Teacher,
+    batched,
+    choose_teacher_precision,
+    save_teacher,
+    to_device,
+)
 
-MODEL_FILE = "models/teacher.pt"
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strength of the logistic head, tried on val
 MAX_ITER = 5000  # lbfgs iterations: enough to converge on standardised features
 
@@ -66,11 +73,11 @@ def main() -> None:
     teacher.set_head_from_logistic(torch.from_numpy(lr.coef_), torch.from_numpy(lr.intercept_),
                                    torch.from_numpy(scaler.mean_), torch.from_numpy(scaler.scale_))
 
-    save_teacher(MODEL_FILE, teacher)
+    save_teacher(TEACHER_FILE, teacher)
     # val_accuracy: what model selection saw; dtype: bf16 or fp32, what the backbone ran in.
     save_json(TEACHER_INFO, {"val_accuracy": val_acc, "C": c, "dtype": precision})
     print(f"teacher {cfg['arch']}@{cfg['image_size']}px: val accuracy {val_acc:.4f}, C={c:g}, "
-          f"{len(labels['labeled'])} labeled -> {MODEL_FILE}")
+          f"{len(labels['labeled'])} labeled -> {TEACHER_FILE}")
     clock.save()
 
 

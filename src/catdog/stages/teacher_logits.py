@@ -19,9 +19,14 @@ from catdog.decode_splits import split_tensors
 from catdog.device import pick_device
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
-from catdog.teachers import LOGITS_FILE, batched, choose_teacher_precision, load_teacher, save_logits
-
-TEACHER_FILE = "models/teacher.pt"
+from catdog.teachers import (
+    LOGITS_FILE,
+    TEACHER_FILE,
+    batched,
+    choose_teacher_precision,
+    load_teacher,
+    save_logits,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

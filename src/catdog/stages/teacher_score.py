@@ -20,6 +20,7 @@ from catdog.metrics import classification_metrics, confusion_csv
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
 from catdog.teachers import (
+    TEACHER_FILE,
     TEACHER_INFO,
     batched,
     choose_teacher_precision,
@@ -27,7 +28,6 @@ from catdog.teachers import (
     load_teacher,
 )
 
-MODEL_FILE = "models/teacher.pt"
 METRICS_FILE = "metrics/teacher.json"
 CONFUSION_FILE = "plots/teacher/confusion.csv"
 
@@ -37,7 +37,7 @@ def main() -> None:
     params = load_or_exit()
     compute = params["compute"]
     device = pick_device(compute["device"], compute["threads"])
-    teacher = load_teacher(MODEL_FILE, device)
+    teacher = load_teacher(TEACHER_FILE, device)
     fitted = json.loads(TEACHER_INFO.read_text()) if TEACHER_INFO.is_file() else {}
     test = load_split("test")
     if len(set(test.labels.tolist())) < 2:
