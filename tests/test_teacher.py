@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from catdog.cache import Split, save_split, split_path
 from catdog.teachers import (
     RESNET50_FILE,
+    TEACHER_FILE,
     Teacher,
     backbone,
     batched,
@@ -157,7 +158,7 @@ def test_stages_fit_then_score_end_to_end(shared_zip: Path, repo_root: Path, tmp
     rows = Path(teacher_score.CONFUSION_FILE).read_text().splitlines()
     assert rows[0] == "actual,predicted" and len(rows) == 21
     assert {r.split(",")[0] for r in rows[1:]} == {"Cat", "Dog"}
-    saved = load_teacher(stage.MODEL_FILE)
+    saved = load_teacher(TEACHER_FILE)
     assert saved.arch == "efficientnet_lite2" and saved.image_size == SIZE
 
 
