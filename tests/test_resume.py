@@ -43,7 +43,14 @@ def _workspace(root: Path, splits: dict) -> Path:
 def _finetune(cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "catdog.stages.finetune", "scratch"], cwd=cwd,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_default)
+
+
+def _ctrl_c_default() -> None:
+    """Ctrl-C as a terminal delivers it, even when pytest runs as a background job (`&`), which
+    starts with SIGINT ignored and would pass that on to the stage."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _steps_logged(cwd: Path) -> int:
