@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catdog.tuning import best_point, main, val_points
+from catdog.tuning import best_point, main, standard_error, val_points
 
 
 def _entry(name: str, t: float, alpha: float, val: float | None, epochs: int = 10) -> dict:
     metrics = {"metrics/time/distill-kd.json": {"data": {"seconds": 5.0}}}
     if val is not None:
         metrics["models/kd.json"] = {"data": {"val_accuracy": val, "epochs": epochs, "train_seconds": 4.0}}
-    params = {"distill": {"temperature": t, "alpha": alpha}, "data": {"size": 3000}}
+    params = {"distill": {"temperature": t, "alpha": alpha}, "data": {"size": 3000, "val": 180}}
     return {"rev": name * 8, "name": name, "data": {"params": {"params.yaml": {"data": params}},
                                                    "metrics": metrics}}
 
@@ -37,6 +37,14 @@ def test_points_skip_failed_and_untrained_runs_and_the_repeated_workspace() -> N
     points = val_points(_show(), "kd", "distill.temperature", "distill.alpha")
     assert sorted(p["name"] for p in points) == ["a", "b", "c", "d", "workspace"]
     assert {p["val_accuracy"] for p in points} == {0.80, 0.86, 0.84, 0.83}
+
+
+def test_standard_error_is_binomial_on_the_val_size() -> None:
+    points = val_points(_show(), "kd", "distill.temperature", "distill.alpha")
+    b = next(p for p in points if p["name"] == "b")
+    assert b["val_images"] == 180
+    assert standard_error(b) == pytest.approx((0.86 * 0.14 / 180) ** 0.5)
+    assert standard_error({**b, "val_images": None}) == 0.0
 
 
 def test_best_point_breaks_ties_by_fewer_epochs() -> None:

@@ -8,8 +8,9 @@ After a DVC queue sweep that trains (and never scores on test) one model per gri
 
 this reads `dvc exp show --json` and writes, for the method's model info (models/<method>.json,
 a DVC metrics file: best val accuracy, epoch, seconds),
-  <out>/<method>.csv   one row per experiment: the two params, val accuracy, best epoch, seconds
-  <out>/<method>.png   val accuracy against --x, one line per --series value
+  <out>/<method>.csv   one row per experiment: the two params, val accuracy, best epoch, seconds,
+                       val images
+  <out>/<method>.png   val accuracy against --x, one line per --series value, ±1 standard error
 and prints the best grid point by val accuracy (ties: the lower val epoch count). The test split
 is never read: choosing a recipe on test would make its test score an optimistic estimate.
 """
@@ -44,7 +45,7 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> 
         if "val_accuracy" not in info or x not in params or series not in params:
             continue
         point = {"name": exp_entry_name(entry), x: params[x], series: params[series],
-                 **{k: info.get(k) for k in INFO_KEYS}}
+                 **{k: info.get(k) for k in INFO_KEYS}, "val_images": params.get("data.val")}
         key = (point[x], point[series], point["val_accuracy"], point["epochs"])
         if key not in seen:  # the workspace repeats the last experiment
             seen.add(key)
@@ -55,6 +56,12 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> 
 def best_point(points: list[dict[str, Any]]) -> dict[str, Any]:
     """Highest val accuracy; ties go to the one that got there in fewer epochs."""
     return max(points, key=lambda p: (p["val_accuracy"], -(p["epochs"] or 0)))
+
+
+def standard_error(point: dict[str, Any]) -> float:
+    """Binomial standard error of the point's val accuracy (0 when the val size is unknown)."""
+    n, acc = point.get("val_images"), point["val_accuracy"]
+    return (acc * (1 - acc) / n) ** 0.5 if n else 0.0
 
 
 def write_csv(points: list[dict[str, Any]], path: Path) -> None:
@@ -74,8 +81,9 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: P
     fig, ax = plt.subplots(figsize=(6, 4))
     for value in sorted({p[series] for p in points}):
         mine = sorted((p for p in points if p[series] == value), key=lambda p: p[x])
-        ax.plot([p[x] for p in mine], [p["val_accuracy"] for p in mine], marker="o",
-                label=f"{series} = {value:g}")
+        ax.errorbar([p[x] for p in mine], [p["val_accuracy"] for p in mine],
+                    yerr=[standard_error(p) for p in mine], marker="o", capsize=3,
+                    label=f"{series} = {value:g}")
     best = best_point(points)
     ax.scatter([best[x]], [best["val_accuracy"]], s=160, facecolors="none", edgecolors="black",
                label="best on val")
@@ -84,7 +92,8 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: P
         ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [f"{v:g}" for v in xs])
     ax.set_xlabel(x)
-    ax.set_ylabel("best val accuracy (180 images)")
+    sizes = sorted({p["val_images"] for p in points if p["val_images"]})
+    ax.set_ylabel(f"best val accuracy ({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)")
     ax.set_title(f"{method}: val accuracy over the sweep ({len(points)} runs)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
