@@ -1,0 +1,35 @@
+"""Every stage that can be restored from DVC's run cache is: queued experiments reuse them.
+
+DVC saves a stage to its run cache only when no output outside `metrics:` and `plots:` has
+`cache: false` (dvc/stage/__init__.py, Stage.run), and never restores a stage with a `persist`
+output. With one uncached wall-time file under `outs:`, every `dvc exp run --queue` experiment
+redid prepare, the teacher and its 10k logits (10 minutes on a 2-core CPU) before its own stage.
+"""
+
+from __future__ import annotations
+
+from dvc_yaml import stage_bodies
+
+
+def _entries(body: dict, key: str) -> list[tuple[str, dict]]:
+    items = body.get(key) or []
+    return [next(iter(i.items())) if isinstance(i, dict) else (i, {}) for i in items]
+
+
+def test_stages_without_persistent_outputs_can_use_the_run_cache() -> None:
+    checked = []
+    for name, body in stage_bodies().items():
+        outs = _entries(body, "outs")
+        if any(opts.get("persist") for _, opts in outs):
+            continue  # training stages: resumable checkpoints, rerun by design
+        uncached = [path for path, opts in outs if opts.get("cache") is False]
+        assert not uncached, f"{name}: {uncached} under outs with cache: false disables its run cache; " \
+            "declare them under metrics: or plots:"
+        checked.append(name)
+    assert {"prepare", "teacher", "teacher_logits", "evaluate"} <= set(checked)
+
+
+def test_uncached_metrics_and_plots_are_declared_as_such() -> None:
+    times = [path for body in stage_bodies().values() for path, _ in _entries(body, "metrics")
+             if path.startswith("metrics/time/")]
+    assert len(times) == len(stage_bodies())  # every stage's wall-time file is a metric
