@@ -16,17 +16,22 @@ def _entries(body: dict, key: str) -> list[tuple[str, dict]]:
     return [next(iter(i.items())) if isinstance(i, dict) else (i, {}) for i in items]
 
 
-def test_stages_without_persistent_outputs_can_use_the_run_cache() -> None:
-    checked = []
-    for name, body in stage_bodies().items():
-        outs = _entries(body, "outs")
-        if any(opts.get("persist") for _, opts in outs):
-            continue  # training stages: resumable checkpoints, rerun by design
+# Stages before training, the slow ones a queued experiment would otherwise redo. The scoring
+# stages (teacher_score, evaluate, featuremaps) keep their plot tables and pictures as uncached
+# outs, tracked by git: as stage `plots:` DVC would also draw each table alone in `dvc plots show`
+# with its default template, next to the project's own plots. They rerun in seconds.
+RUN_CACHED = ("fetch", "prepare", "pool", "teacher", "teacher_logits")
+
+
+def test_data_and_teacher_stages_can_use_the_run_cache() -> None:
+    stages = stage_bodies()
+    for name in RUN_CACHED:
+        outs = _entries(stages[name], "outs")
+        assert outs, name
+        assert not any(opts.get("persist") for _, opts in outs), name
         uncached = [path for path, opts in outs if opts.get("cache") is False]
         assert not uncached, f"{name}: {uncached} under outs with cache: false disables its run cache; " \
-            "declare them under metrics: or plots:"
-        checked.append(name)
-    assert {"prepare", "teacher", "teacher_logits", "evaluate"} <= set(checked)
+            "declare them under metrics:"
 
 
 def test_uncached_metrics_and_plots_are_declared_as_such() -> None:
