@@ -33,9 +33,9 @@ def _show() -> list[dict]:
     return [workspace, {**_entry("base", 4.0, 0.9, None), "experiments": exps}]
 
 
-def test_points_skip_failed_and_untrained_runs_and_the_repeated_workspace() -> None:
+def test_points_skip_failed_and_untrained_runs_and_the_workspace() -> None:
     points = val_points(_show(), "kd", "distill.temperature", "distill.alpha")
-    assert sorted(p["name"] for p in points) == ["a", "b", "c", "d", "workspace"]
+    assert sorted(p["name"] for p in points) == ["a", "b", "c", "d", "e"]
     assert {p["val_accuracy"] for p in points} == {0.80, 0.86, 0.84, 0.83}
 
 

@@ -38,8 +38,8 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> 
     points, seen = [], set()
     for entry, state in exp_entries(show):
         data = entry.get("data") or {}
-        if entry.get("error") or state not in DONE_STATES:
-            continue
+        if state is None or entry.get("error") or state not in DONE_STATES:
+            continue  # the workspace and baseline commits hold whatever ran there last, any recipe
         params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
         info = ((data.get("metrics") or {}).get(f"models/{method}.json") or {}).get("data") or {}
         if "val_accuracy" not in info or x not in params or series not in params:
@@ -47,7 +47,7 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> 
         point = {"name": exp_entry_name(entry), x: params[x], series: params[series],
                  **{k: info.get(k) for k in INFO_KEYS}, "val_images": params.get("data.val")}
         key = (point[x], point[series], point["val_accuracy"], point["epochs"])
-        if key not in seen:  # the workspace repeats the last experiment
+        if key not in seen:  # an experiment listed twice
             seen.add(key)
             points.append(point)
     return points
