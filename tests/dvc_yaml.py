@@ -25,3 +25,8 @@ def module_file(module: str) -> Path:
 def stage_module(body: dict) -> str:
     """The module a stage's command runs (`python -m <module>`)."""
     return re.search(r"python -m (\S+)", body["cmd"]).group(1)
+
+
+def entries(body: dict, key: str) -> list[tuple[str, dict]]:
+    """(path, options) of each item a stage lists under key (outs, metrics, plots, deps)."""
+    return [next(iter(i.items())) if isinstance(i, dict) else (i, {}) for i in body.get(key) or []]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from dvc_yaml import entries
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_FILE = "data/prepared/test.pt"
@@ -19,11 +20,7 @@ SCORING = {"teacher_score", "evaluate", "featuremaps"}  # they score on test or 
 
 def outs_of(body: dict) -> list[str]:
     """The output paths of a stage (outs, metrics and plots), without their options."""
-    paths = []
-    for key in ("outs", "metrics", "plots"):
-        for entry in body.get(key) or []:
-            paths.extend(entry if isinstance(entry, dict) else [entry])
-    return paths
+    return [path for key in ("outs", "metrics", "plots") for path, _ in entries(body, key)]
 
 
 def expand(stages: dict) -> dict[str, dict]:

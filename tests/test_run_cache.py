@@ -8,13 +8,7 @@ redid prepare, the teacher and its 10k logits (10 minutes on a 2-core CPU) befor
 
 from __future__ import annotations
 
-from dvc_yaml import stage_bodies
-
-
-def _entries(body: dict, key: str) -> list[tuple[str, dict]]:
-    items = body.get(key) or []
-    return [next(iter(i.items())) if isinstance(i, dict) else (i, {}) for i in items]
-
+from dvc_yaml import entries, stage_bodies
 
 # Stages before training, the slow ones a queued experiment would otherwise redo. The scoring
 # stages (teacher_score, evaluate, featuremaps) keep their plot tables and pictures as uncached
@@ -26,7 +20,7 @@ RUN_CACHED = ("fetch", "prepare", "pool", "teacher", "teacher_logits")
 def test_data_and_teacher_stages_can_use_the_run_cache() -> None:
     stages = stage_bodies()
     for name in RUN_CACHED:
-        outs = _entries(stages[name], "outs")
+        outs = entries(stages[name], "outs")
         assert outs, name
         assert not any(opts.get("persist") for _, opts in outs), name
         uncached = [path for path, opts in outs if opts.get("cache") is False]
@@ -35,6 +29,6 @@ def test_data_and_teacher_stages_can_use_the_run_cache() -> None:
 
 
 def test_uncached_metrics_and_plots_are_declared_as_such() -> None:
-    times = [path for body in stage_bodies().values() for path, _ in _entries(body, "metrics")
+    times = [path for body in stage_bodies().values() for path, _ in entries(body, "metrics")
              if path.startswith("metrics/time/")]
     assert len(times) == len(stage_bodies())  # every stage's wall-time file is a metric

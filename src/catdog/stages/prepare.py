@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -28,6 +29,15 @@ from catdog.splits import FIXED, assign_splits, required
 from catdog.stage_time import StageClock
 
 REJECTED_FILE = PREPARED_DIR / "rejected.csv"
+
+
+class Photo(NamedTuple):
+    """A usable, byte-unique image: one row of index.csv before the split."""
+
+    file: str
+    label: int
+    sha256: str
+    dhash: int
 
 
 def list_files(raw: Path = RAW_IMAGES) -> list[tuple[str, int]]:
@@ -71,31 +81,27 @@ def build_index(files: list[tuple[str, int]], root: Path, size: int, sizes: dict
             rejected.append((file, f"duplicate of {seen[digest]}"))
         else:
             seen[digest] = file
-            unique.append((file, label, digest, hashed))
-    copies = later_copies([h for *_, h in unique], near_bits)
-    kept = []
-    for j, (file, label, digest, hashed) in enumerate(unique):
-        if j in copies:
-            i, bits = copies[j]
-            rejected.append((file, f"near-duplicate of {unique[i][0]} (dHash {bits} bits apart)"))
-        else:
-            kept.append((file, label, digest, hashed))
+            unique.append(Photo(file, label, digest, hashed))
+    copies = later_copies([p.dhash for p in unique], near_bits)
+    for j, (i, bits) in sorted(copies.items()):
+        rejected.append((unique[j].file, f"near-duplicate of {unique[i].file} (dHash {bits} bits apart)"))
+    kept = [p for j, p in enumerate(unique) if j not in copies]
     need = required(sizes)
     for label, cls in enumerate(CLASSES):
-        have = sum(1 for _, y, *_ in kept if y == label)
+        have = sum(1 for p in kept if p.label == label)
         if have < need[label]:
             raise SystemExit(
                 f"error: only {have} usable {cls} images, but data.test+data.labeled+data.val "
                 f"need {need[label]} per class"
             )
-    assignment = assign_splits([y for _, y, *_ in kept], sizes, seed)
+    assignment = assign_splits([p.label for p in kept], sizes, seed)
     index = pd.DataFrame({
-        "file": [f for f, *_ in kept],
-        "label": [y for _, y, *_ in kept],
+        "file": [p.file for p in kept],
+        "label": [p.label for p in kept],
         "split": assignment.split,
         "rank": assignment.rank,
-        "sha256": [d for *_, d, _ in kept],
-        "dhash": [f"{h:016x}" for *_, h in kept],
+        "sha256": [p.sha256 for p in kept],
+        "dhash": [f"{p.dhash:016x}" for p in kept],
     }).sort_values(["split", "rank"], kind="stable").reset_index(drop=True)
     return index, pd.DataFrame(rejected, columns=["file", "reason"])
 
