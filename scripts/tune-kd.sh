@@ -22,4 +22,5 @@ dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow ea
 # (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
 while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 30; done
 dvc queue status
-python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning
+python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning \
+  --where "data.size=$size" --where "distill.epochs=$epochs"  # this sweep's points only

@@ -64,3 +64,21 @@ def test_cli_writes_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[s
     with Image.open(tmp_path / "out/kd.png") as img:
         assert img.size[0] > 300 and img.convert("L").getextrema()[0] < 100  # not blank
     assert "best on val 0.860" in capsys.readouterr().out
+
+
+def test_where_keeps_only_one_sweeps_points(tmp_path: Path) -> None:
+    show = _show()
+    other = _entry("h", 4.0, 0.9, 0.95)
+    other["data"]["params"]["params.yaml"]["data"]["data"]["size"] = 10000  # e.g. a profile run
+    show[1]["experiments"].append({"executor": {"state": "success"}, "revs": [other]})
+    every = val_points(show, "kd", "distill.temperature", "distill.alpha")
+    assert "h" in {p["name"] for p in every}
+    mine = val_points(show, "kd", "distill.temperature", "distill.alpha", {"data.size": 3000})
+    assert sorted(p["name"] for p in mine) == ["a", "b", "c", "d", "e"]
+    assert val_points(show, "kd", "distill.temperature", "distill.alpha", {"distill.epochs": 20}) == []
+    (tmp_path / "show.json").write_text(json.dumps(show))
+    with pytest.raises(SystemExit, match="data.size=6000"):
+        main(["kd", "--x", "distill.temperature", "--series", "distill.alpha", "--out",
+              str(tmp_path / "out"), "--show-json", str(tmp_path / "show.json"), "--where", "data.size=6000"])
+    with pytest.raises(SystemExit, match="PARAM=VALUE"):
+        main(["kd", "--x", "distill.temperature", "--series", "distill.alpha", "--where", "data.size"])

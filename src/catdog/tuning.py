@@ -4,14 +4,17 @@ After a DVC queue sweep that trains (and never scores on test) one model per gri
 
     dvc exp run --queue -S 'distill.temperature=1,2,4,8' -S 'distill.alpha=0.5,0.9,1.0' distill@kd
     dvc queue start --jobs 1  # then wait for `dvc queue status` to show them done
-    python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning
+    python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning \
+        --where data.size=3000 --where distill.epochs=20
 
 this reads `dvc exp show --json` and writes, for the method's model info (models/<method>.json,
 a DVC metrics file: best val accuracy, epoch, seconds),
   <out>/<method>.csv   one row per experiment: the two params, val accuracy, best epoch, seconds,
                        val images
   <out>/<method>.png   val accuracy against --x, one line per --series value, ±1 standard error
-and prints the best grid point by val accuracy (ties: the lower val epoch count). The test split
+and prints the best grid point by val accuracy (ties: the lower val epoch count). `--where` keeps
+only the experiments whose params have those values, so that another sweep (or a profile run)
+under the same baseline commit never joins this one's grid. The test split
 is never read: choosing a recipe on test would make its test score an optimistic estimate.
 """
 
@@ -26,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from catdog.atomic import atomic_path, save_text
 from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name
 from catdog.params import flatten
@@ -33,8 +38,21 @@ from catdog.params import flatten
 INFO_KEYS = ("val_accuracy", "epochs", "train_seconds")  # from models/<method>.json
 
 
-def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> list[dict[str, Any]]:
-    """One dict per finished experiment that trained `method`: name, x, series and INFO_KEYS."""
+def parse_where(items: list[str]) -> dict[str, Any]:
+    """['data.size=3000', 'distill.optimizer=sgd'] -> {'data.size': 3000, ...}, values read as YAML."""
+    where = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --where wants PARAM=VALUE, got {item!r}")
+        where[key] = yaml.safe_load(value)
+    return where
+
+
+def val_points(show: list[dict[str, Any]], method: str, x: str, series: str,
+               where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One dict per finished experiment that trained `method` with every param in `where` at its
+    value: name, x, series and INFO_KEYS."""
     points, seen = [], set()
     for entry, state in exp_entries(show):
         data = entry.get("data") or {}
@@ -44,6 +62,8 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str) -> 
         info = ((data.get("metrics") or {}).get(f"models/{method}.json") or {}).get("data") or {}
         if "val_accuracy" not in info or x not in params or series not in params:
             continue
+        if any(key not in params or params[key] != value for key, value in (where or {}).items()):
+            continue  # another sweep's point
         point = {"name": exp_entry_name(entry), x: params[x], series: params[series],
                  **{k: info.get(k) for k in INFO_KEYS}, "val_images": params.get("data.val")}
         key = (point[x], point[series], point["val_accuracy"], point["epochs"])
@@ -72,7 +92,8 @@ def write_csv(points: list[dict[str, Any]], path: Path) -> None:
     save_text(path, buf.getvalue())
 
 
-def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: Path) -> None:
+def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: Path,
+         where: dict[str, Any] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +115,9 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: P
     ax.set_xlabel(x)
     sizes = sorted({p["val_images"] for p in points if p["val_images"]})
     ax.set_ylabel(f"best val accuracy ({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)")
-    ax.set_title(f"{method}: val accuracy over the sweep ({len(points)} runs)")
+    fixed = ", ".join(f"{k}={v}" for k, v in (where or {}).items())
+    ax.set_title(f"{method}: val accuracy over the sweep ({len(points)} runs)"
+                 + (f"\n{fixed}" if fixed else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -109,8 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--x", required=True, help="param on the x axis, e.g. distill.temperature")
     parser.add_argument("--series", required=True, help="param drawn as one line per value")
     parser.add_argument("--out", type=Path, default=Path("results/tuning"))
+    parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
+                        help="keep only experiments with this param value (repeatable)")
     parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` (default: run it)")
     args = parser.parse_args(argv)
+    where = parse_where(args.where)
     if args.show_json:
         show = json.loads(args.show_json.read_text())
     else:
@@ -119,12 +145,13 @@ def main(argv: list[str] | None = None) -> None:
         if done.returncode != 0:
             raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
         show = json.loads(done.stdout)
-    points = val_points(show, args.method, args.x, args.series)
+    points = val_points(show, args.method, args.x, args.series, where)
     if not points:
+        only = "".join(f", {k}={v}" for k, v in where.items())
         raise SystemExit(f"error: no finished experiment has models/{args.method}.json with "
-                         f"{args.x} and {args.series}: run the sweep first")
+                         f"{args.x} and {args.series}{only}: run the sweep first")
     write_csv(points, args.out / f"{args.method}.csv")
-    plot(points, args.method, args.x, args.series, args.out / f"{args.method}.png")
+    plot(points, args.method, args.x, args.series, args.out / f"{args.method}.png", where)
     best = best_point(points)
     print(f"{args.method}: {len(points)} runs; best on val {best['val_accuracy']:.3f} at "
           f"{args.x}={best[args.x]}, {args.series}={best[args.series]} ({best['name']}); "
