@@ -89,7 +89,8 @@ def probe_kd(args: argparse.Namespace, held: dict) -> None:
     net = prepare_model(student(), DEVICE)
     cfg = {"epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
            "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-           "temperature": args.temperature, "alpha": args.alpha, "image_size": args.size}
+           "temperature": args.temperature, "alpha": args.alpha, "image_size": args.size,
+           "label_smoothing": args.label_smoothing}
     optimizer, scheduler = make_optimizer(net, cfg, len(images))
     start = time.time()
     for epoch in range(1, args.epochs + 1):
@@ -103,15 +104,17 @@ def probe_kd(args: argparse.Namespace, held: dict) -> None:
                   flush=True)
 
 
-def finetune(init: dict, labeled, val, held: dict, epochs: int, seed: int) -> str:
-    """The finetune stage's default recipe (AdamW 1e-3, wd 0.05, 64 px crops) from `init`."""
+def finetune(init: dict, labeled, val, held: dict, epochs: int, seed: int,
+             backbone_lr: float = 1.0) -> str:
+    """The finetune stage's default recipe (AdamW 1e-3, wd 0.05, 64 px crops) from `init`, the
+    backbone at `backbone_lr` times the head's LR."""
     net = student()
     net.load_state_dict(init)
     net.classifier[-1] = nn.Linear(FEATURE_DIM, 2)
     net = prepare_model(net, DEVICE)
     generator = seed_everything(seed, DEVICE)
     cfg = {"epochs": epochs, "lr": 1e-3, "weight_decay": 0.05, "optimizer": "adamw", "batch_size": 64}
-    optimizer, scheduler = make_optimizer(net, cfg, len(labeled))
+    optimizer, scheduler = make_optimizer(net, cfg, len(labeled), backbone_lr_scale=backbone_lr)
     best = (-1.0, None)
     for epoch in range(1, epochs + 1):
         net.train()
@@ -156,9 +159,10 @@ def probe_simclr(args: argparse.Namespace, held: dict) -> None:
     probe = LogisticRegression(C=0.1, max_iter=3000).fit(features(labeled.images), labeled.labels)
     print(f"linear probe: val {probe.score(features(val.images), val.labels):.3f}, "
           f"agree {probe.score(features(held['images']), held['teacher']):.3f}")
-    for name, init in (("SimCLR", net.state_dict()), ("random init", student().state_dict())):
-        print(f"fine-tune from {name}: "
-              f"{finetune(copy.deepcopy(init), labeled, val, held, 60, args.seed)}")
+    for name, init, scale in (("SimCLR", net.state_dict(), args.backbone_lr),
+                              ("random init", student().state_dict(), 1.0)):
+        print(f"fine-tune from {name} (backbone LR x{scale:g}): "
+              f"{finetune(copy.deepcopy(init), labeled, val, held, 60, args.seed, scale)}")
 
 
 def main() -> None:
@@ -172,6 +176,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="kd 128, simclr 256")
     parser.add_argument("--temperature", type=float, default=None, help="kd T 4, NT-Xent 0.2")
     parser.add_argument("--alpha", type=float, default=0.9, help="kd only")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="kd only: of the hard term")
+    parser.add_argument("--backbone-lr", type=float, default=1.0,
+                        help="simclr only: the fine-tune's backbone LR as a fraction of the head's")
     parser.add_argument("--size", type=int, default=64, help="training crop side")
     parser.add_argument("--min-scale", type=float, default=0.08, help="simclr only")
     parser.add_argument("--jitter", type=float, default=0.8, help="simclr only")

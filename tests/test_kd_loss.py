@@ -139,3 +139,24 @@ def test_feature_loss_by_hand_and_its_invariances() -> None:
     assert feature_loss(student, -teacher).item() == pytest.approx((0.6 + 1) ** 2 + 0.8**2)
     with pytest.raises(ValueError, match="adapter missing"):
         feature_loss(torch.randn(1, 3, 2, 2), teacher)
+
+
+def test_label_smoothing_softens_the_hard_targets_of_labeled_samples_only() -> None:
+    s = torch.tensor([[2.0, -1.0], [0.3, 0.1], [5.0, -5.0]])
+    labels = torch.tensor([0, 1, -1])
+    mask = labels >= 0
+    eps = 0.2
+    # (1 - eps) one-hot + eps / K over the two labeled rows, written out
+    expected = 0.0
+    for row, y in zip(s[:2].tolist(), labels[:2].tolist(), strict=True):
+        logp = [math.log(p) for p in softmax(row)]
+        expected += -((1 - eps) * logp[y] + eps / 2 * sum(logp))
+    expected /= 2
+    assert hard_loss(s, labels, mask, label_smoothing=eps).item() == pytest.approx(expected, rel=1e-5)
+    plain = hard_loss(s, labels, mask).item()
+    assert plain != pytest.approx(expected)  # the option changes the loss
+    t = torch.zeros_like(s)
+    got = kd_loss(s, t, labels, temperature=2.0, alpha=0.5, labeled_mask=mask, label_smoothing=eps)
+    assert got.item() == pytest.approx(0.5 * soft_loss(s, t, 2.0).item() + 0.5 * expected, rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        kd_loss(s, t, labels, temperature=2.0, alpha=0.5, labeled_mask=mask, label_smoothing=1.0)

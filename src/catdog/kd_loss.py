@@ -4,7 +4,8 @@
 
     p_t = softmax(t / T), p_s = softmax(s / T)   teacher / student logits softened by temperature T
     KL(p_t || p_s) = sum_k p_t[k] * (log p_t[k] - log p_s[k]), averaged over ALL samples
-    CE(y, s) = -log softmax(s)[y], averaged over the LABELED samples only (0 if there are none)
+    CE(y, s) = -log softmax(s)[y], averaged over the LABELED samples only (0 if there are none);
+               with label smoothing eps the target is (1 - eps) one-hot + eps / K
 
 The T^2 factor keeps the soft term's gradient, T * (p_s - p_t) per sample, of the same order
 whatever T is, so alpha weighs the two terms comparably across temperatures.
@@ -32,31 +33,35 @@ def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 def hard_loss(student_logits: torch.Tensor, labels: torch.Tensor,
-              labeled_mask: torch.Tensor | None = None) -> torch.Tensor:
+              labeled_mask: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy averaged over the samples where labeled_mask is True (all if None).
     Labels of unlabeled samples are ignored (they may hold anything, e.g. -1); with no labeled
     sample in the batch the loss is 0 (and still differentiable, without a host sync)."""
     if labeled_mask is None:
-        return F.cross_entropy(student_logits.float(), labels)
+        return F.cross_entropy(student_logits.float(), labels, label_smoothing=label_smoothing)
     mask = labeled_mask.to(torch.bool)
     safe_labels = torch.where(mask, labels, torch.zeros_like(labels))  # any valid class index
-    per_sample = F.cross_entropy(student_logits.float(), safe_labels, reduction="none")
+    per_sample = F.cross_entropy(student_logits.float(), safe_labels, reduction="none",
+                                 label_smoothing=label_smoothing)
     weight = mask.to(per_sample.dtype)
     return (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
             temperature: float, alpha: float,
-            labeled_mask: torch.Tensor | None = None) -> torch.Tensor:
+            labeled_mask: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
     """alpha * soft_loss(T) + (1 - alpha) * hard_loss on the labeled samples (see module doc).
 
     student_logits, teacher_logits: [N, K]; labels: int64 [N]; labeled_mask: bool [N] or None
-    (None = every sample is labeled). Returns a float32 scalar.
+    (None = every sample is labeled); label_smoothing: of the hard term only. Returns a float32
+    scalar.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     soft = soft_loss(student_logits, teacher_logits, temperature)
-    hard = hard_loss(student_logits, labels, labeled_mask)
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    hard = hard_loss(student_logits, labels, labeled_mask, label_smoothing)
     return alpha * soft + (1.0 - alpha) * hard
 
 

@@ -21,26 +21,38 @@ SGD_MOMENTUM = 0.9  # Nesterov momentum of the `sgd` optimizer
 ONE_CYCLE_WARMUP = 0.3  # fraction of the `sgd` run spent raising the LR (torch's OneCycleLR default)
 
 
-def param_groups(net: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(net: nn.Module, weight_decay: float, lr: float,
+                 backbone_lr_scale: float = 1.0) -> list[dict]:
     """Weight decay on conv and linear weights only: BatchNorm scales and biases (the 1-d
-    parameters) are left undecayed, as in most modern ImageNet recipes."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    parameters) are left undecayed, as in most modern ImageNet recipes. The classifier head
+    (`net.classifier`) learns at `lr`, the rest (the backbone) at `lr * backbone_lr_scale`:
+    below 1 it keeps a pretrained encoder close to where it started while the new head fits."""
+    head = {id(p) for p in getattr(net, "classifier", nn.Identity()).parameters()}
+    groups = []
+    for in_head in (False, True):
+        rate = lr if in_head else lr * backbone_lr_scale
+        mine = [p for p in net.parameters() if p.requires_grad and (id(p) in head) == in_head]
+        for decayed in (True, False):
+            chosen = [p for p in mine if (p.ndim > 1) == decayed]
+            if chosen:  # no empty groups: OneCycleLR and AdamW want one LR per real group
+                groups.append({"params": chosen, "weight_decay": weight_decay if decayed else 0.0,
+                               "lr": rate})
+    return groups
 
 
-def make_optimizer(net: nn.Module, cfg: dict, n_images: int
+def make_optimizer(net: nn.Module, cfg: dict, n_images: int, backbone_lr_scale: float = 1.0
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """cfg['optimizer']: `adamw` = AdamW with one epoch of linear warm-up, then cosine decay;
     `sgd` = SGD with Nesterov momentum and a one-cycle schedule (cosine up to cfg['lr'] over the
-    first 30%, cosine down to ~0). Both step per batch over cfg['epochs']."""
+    first 30%, cosine down to ~0). Both step per batch over cfg['epochs']. The backbone's LR is
+    `backbone_lr_scale` times the head's all along (see param_groups)."""
     steps = steps_per_epoch(n_images, cfg["batch_size"])
     total = cfg["epochs"] * steps
-    groups = param_groups(net, cfg["weight_decay"])
+    groups = param_groups(net, cfg["weight_decay"], cfg["lr"], backbone_lr_scale)
     if cfg["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=SGD_MOMENTUM, nesterov=True)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg["lr"], total_steps=total, pct_start=ONE_CYCLE_WARMUP,
+            optimizer, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=ONE_CYCLE_WARMUP,
             cycle_momentum=False)
         return optimizer, scheduler
     optimizer = torch.optim.AdamW(groups, lr=cfg["lr"])

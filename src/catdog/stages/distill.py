@@ -76,7 +76,7 @@ def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: 
         logits, fmap = student_outputs(net, normalize(crops).contiguous(memory_format=torch.channels_last))
         hint = adapter(fmap) if adapter is not None else None
     loss = kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
-                   labeled_mask=labels >= 0)
+                   labeled_mask=labels >= 0, label_smoothing=cfg["label_smoothing"])
     if hint is not None and teacher_map is not None:
         loss = loss + cfg["feature_weight"] * feature_loss(hint, teacher_map)
     return loss

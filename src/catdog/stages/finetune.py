@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
     net = prepare_model(initial_model(method), device)
-    optimizer, scheduler = make_optimizer(net, cfg, len(labeled))
+    # A pretrained backbone may learn slower than the new head; from random init nothing is kept.
+    scale = 1.0 if method == "scratch" else cfg["backbone_lr"]
+    optimizer, scheduler = make_optimizer(net, cfg, len(labeled), backbone_lr_scale=scale)
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total = torch.zeros((), device=device)
