@@ -245,6 +245,17 @@ def test_runs_of_other_recipes_are_rows_apart_and_only_seeds_are_pooled() -> Non
     # recipes are compared within a pool size: a profile's per-size epochs tag nothing
     bigger = make_run("e", {**other.params, "data.size": 10000}, metrics)
     assert set(tag_recipes([runs[0], bigger], params_of_method(declared))[1].metrics) == {"kd", "simclr"}
+    # a param added after a run was made (absent from its params) splits no recipe; a param that
+    # every run has and that differs still does
+    older = make_run("a", runs[0].params, metrics)
+    newer = make_run("f", {**older.params, "distill.label_smoothing": 0.0}, metrics)
+    assert [set(r.metrics) for r in tag_recipes([older, newer], params_of_method(declared))] == [
+        {"kd", "simclr"}, {"kd", "simclr"}]
+    smoothed = make_run("g", {**newer.params, "distill.label_smoothing": 0.1}, metrics)
+    three = tag_recipes([older, newer, smoothed], params_of_method(declared))
+    assert [sorted(r.metrics) for r in three] == [
+        ["kd[distill.label_smoothing=–]", "simclr"], ["kd[distill.label_smoothing=0.0]", "simclr"],
+        ["kd[distill.label_smoothing=0.1]", "simclr"]]
 
 
 def test_a_baseline_reports_the_params_its_metrics_were_made_with() -> None:

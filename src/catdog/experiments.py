@@ -105,8 +105,11 @@ def tag_recipes(runs: list[Run], declared_by: Callable[[str], list[str] | None])
     method at the same pool size, so that different recipes are reported apart and only true
     repeats (runs that differ in seeds alone) are pooled: 'kd' stays 'kd' when every run at that
     size used one recipe, else e.g. 'kd[distill.lr=0.1]' and 'kd[distill.lr=0.2]' (a profile may
-    set other epochs per size: rows of other sizes are apart anyway). `declared_by(method)` gives
-    the params entries of the method's stages (None: every param)."""
+    set other epochs per size: rows of other sizes are apart anyway). A param that an older run
+    lacks (added since, at a default that keeps the old behaviour: the project's rule for adding
+    params) tags nothing while every run that has it agrees on its value; where they differ, the
+    older run shows it as '–'. `declared_by(method)` gives the params entries of the method's
+    stages (None: every param)."""
     recipes = {(i, m): recipe_params(r.params, declared_by(m))
                for i, r in enumerate(runs) for m in r.metrics}
     tagged = []
@@ -116,8 +119,10 @@ def tag_recipes(runs: list[Run], declared_by: Callable[[str], list[str] | None])
             others = [recipe for (j, m), recipe in recipes.items()
                       if m == method and runs[j].size == run.size]
             mine = recipes[(i, method)]
+            # A param that some runs lack was added after they ran, at a default that keeps the
+            # old behaviour: it splits recipes only where the runs that have it differ in it.
             keys = sorted(k for k in set().union(*others)
-                          if any(o.get(k) != mine.get(k) for o in others))
+                          if len({json.dumps(o[k], sort_keys=True) for o in others if k in o}) > 1)
             tags = ",".join(f"{k}={mine.get(k, '–')}" for k in keys)
             named[f"{method}[{tags}]" if tags else method] = values
         tagged.append(replace(run, metrics=named))
