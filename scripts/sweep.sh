@@ -3,7 +3,8 @@
 # then the report. Each finished run is snapshotted (params.yaml, dvc.lock, metrics/) into
 # $RUNS_DIR/<size>-seed<seed>/ and skipped when the sweep is started again, so an interrupted
 # sweep (or one split over several short sessions) goes on where it stopped; a run that was
-# cut mid-stage resumes from its epoch checkpoint.
+# cut mid-stage resumes from its epoch checkpoint. With a PROFILE, a snapshot that ran other
+# params than this run would (python -m catdog.profiles check) stops the sweep instead.
 #
 #   SIZES="10000 6000 3000" SEEDS="0 1 2" PROFILE=cpu bash scripts/sweep.sh [extra `dvc exp run` args]
 #   e.g. bash scripts/sweep.sh -S data.source=$(realpath ../shared/data/petimages-180.zip)
@@ -27,6 +28,9 @@ for seed in $seeds; do
   for size in $sizes; do
     dest="$runs/$size-seed$seed"
     if [ -f "$dest/params.yaml" ]; then
+      # a snapshot made with another recipe (the profile or params.yaml changed since) stops the
+      # sweep, naming the params: skipping it would report the old recipe as the new one
+      [ -z "$profile" ] || python -m catdog.profiles check "$profile" "$size" "$dest" "$@" || exit 2
       echo "sweep: $dest done, skipping" >&2
       continue
     fi

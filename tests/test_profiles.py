@@ -87,3 +87,30 @@ def test_cli_prints_one_argument_per_line() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "-S" and "data.size=2000" in lines and "data.max_size=2000" in lines
+
+
+def test_check_names_a_snapshot_made_with_another_recipe(base: Path, tmp_path: Path) -> None:
+    from catdog.profiles import recipe_changes, set_args
+
+    profile = load_profile("cpu", base=base)
+    params = yaml.safe_load(base.read_text())
+    for key, value in profile.overrides(10000).items():
+        group, name = key.split(".")
+        params[group][name] = value
+    params["train"]["seed"] = 1  # set by the sweep: never a change
+    params["data"]["source"] = "/elsewhere/photos.zip"
+    del params["distill"]["label_smoothing"]  # a param added after the snapshot was made
+    snap = tmp_path / "10000-seed1"
+    snap.mkdir()
+    (snap / "params.yaml").write_text(yaml.safe_dump(params))
+    text = base.read_text()
+    assert recipe_changes(profile, 10000, snap, text) == []
+    assert set(recipe_changes(profile, 6000, snap, text)) == {  # the 6k row has other epochs
+        "pretrain.epochs=15 (this run: 20)", "distill.epochs=40 (this run: 65)",
+        "distill.patience=40 (this run: 65)"}
+    params["distill"]["temperature"] = 8
+    (snap / "params.yaml").write_text(yaml.safe_dump(params))
+    assert recipe_changes(profile, 10000, snap, text) == ["distill.temperature=8 (this run: 4.0)"]
+    extra = set_args(["-S", "distill.temperature=8", "-S", "data.source=/x.zip", "evaluate@kd"])
+    assert extra == {"distill.temperature": 8, "data.source": "/x.zip"}
+    assert recipe_changes(profile, 10000, snap, text, extra) == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,33 @@ def snapshot(profile: Profile, dest: Path, root: Path = Path(".")) -> None:
     tmp.rename(dest)
 
 
+SWEEP_SET = ("data.size", "data.source", "train.seed")  # set by the sweep per run, not the recipe
+
+
+def set_args(args: list[str]) -> dict[str, Any]:
+    """{'distill.lr': 0.1} from `dvc exp run` arguments like ['-S', 'distill.lr=0.1', 'target']."""
+    out = {}
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == "-S" and "=" in value:
+            key, _, text = value.partition("=")
+            out[key] = read_yaml(text)
+    return out
+
+
+def recipe_changes(profile: Profile, size: int | None, snapshot_dir: Path, base_text: str,
+                   extra: dict[str, Any] | None = None) -> list[str]:
+    """What a finished run's snapshot ran with that this run of the profile would not: every
+    param of `base_text` (params.yaml as committed) with the profile's and `extra` overrides,
+    against the snapshot's params.yaml, except what the sweep sets per run (SWEEP_SET) and params
+    the snapshot lacks (added since, at a default that keeps the old behaviour)."""
+    expected = flatten(read_yaml(base_text) or {})
+    expected.update(profile.overrides(size))
+    expected.update(extra or {})
+    done = flatten(read_yaml((snapshot_dir / PARAMS_FILE).read_text()) or {})
+    return [f"{key}={done[key]} (this run: {value})" for key, value in expected.items()
+            if key in done and key not in SWEEP_SET and done[key] != value]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run profiles (profiles/<name>.yaml).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,12 +177,32 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("snapshot", help="copy this run's params, lock and metrics to DEST")
     s.add_argument("profile")
     s.add_argument("dest", type=Path)
+    c = sub.add_parser("check", help="exit 1, naming the params, if the snapshot in DEST ran "
+                                     "another recipe than this run would (params.yaml at HEAD)")
+    c.add_argument("profile")
+    c.add_argument("size", type=int)
+    c.add_argument("dest", type=Path)
+    c.add_argument("extra", nargs=argparse.REMAINDER, help="the sweep's own `dvc exp run` arguments")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     if args.command == "args":
         print("\n".join(run_args(profile, args.size)))
-    else:
+    elif args.command == "snapshot":
         snapshot(profile, args.dest)
+    else:
+        changes = recipe_changes(profile, args.size, args.dest, committed_params_text(),
+                                 set_args(args.extra))
+        if changes:
+            raise SystemExit(f"error: {args.dest} was made with other params than this run of "
+                             f"profile {profile.name}: {'; '.join(changes)}. Move it aside (or set "
+                             "OUT_DIR / RUNS_DIR) to run this recipe; keep it to report both.")
+
+
+def committed_params_text() -> str:
+    """params.yaml as committed at HEAD (the workspace copy holds the last experiment's values);
+    the file itself outside a git checkout."""
+    done = subprocess.run(["git", "show", f"HEAD:{PARAMS_FILE}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else Path(PARAMS_FILE).read_text()
 
 
 if __name__ == "__main__":
