@@ -161,14 +161,19 @@ def locked_params(lock_text: str | None) -> dict[str, Any]:
     return out
 
 
-def read_lock(root: Path, rev: str) -> str | None:
-    """dvc.lock of the workspace or of a commit, or None."""
+def read_at(root: Path, rev: str, name: str) -> str | None:
+    """A file as the workspace or a commit holds it, or None."""
     if rev == "workspace":
-        path = root / "dvc.lock"
+        path = root / name
         return path.read_text() if path.is_file() else None
-    done = subprocess.run(["git", "show", f"{rev}:dvc.lock"], cwd=root, capture_output=True,
+    done = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True,
                           text=True)
     return done.stdout if done.returncode == 0 else None
+
+
+def read_lock(root: Path, rev: str) -> str | None:
+    """dvc.lock of the workspace or of a commit, or None."""
+    return read_at(root, rev, "dvc.lock")
 
 
 def parse_exp_show(show: list[dict[str, Any]],

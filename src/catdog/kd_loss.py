@@ -58,9 +58,9 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    soft = soft_loss(student_logits, teacher_logits, temperature)
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    soft = soft_loss(student_logits, teacher_logits, temperature)
     hard = hard_loss(student_logits, labels, labeled_mask, label_smoothing)
     return alpha * soft + (1.0 - alpha) * hard
 

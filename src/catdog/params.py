@@ -40,6 +40,15 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """'distill.lr=5e-05' -> ('distill.lr', 5e-05): a `-S`-style PARAM=VALUE, the value read as
+    params.yaml would hold it (read_yaml); SystemExit on text without a key and '='."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"error: want PARAM=VALUE, got {text!r}")
+    return key, read_yaml(value)
+
+
 class ParamError(ValueError):
     """A params.yaml value that the study cannot run with."""
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catdog.params import PARAMS_FILE, ParamError, flatten, read_yaml, validate
+from catdog.experiments import read_at
+from catdog.params import PARAMS_FILE, ParamError, flatten, parse_assignment, read_yaml, validate
 
 PROFILES_DIR = Path("profiles")
 # Stages whose wall time (metrics/time/<stage>.json) each method costs, beyond the data stages.
@@ -146,12 +146,8 @@ SWEEP_SET = ("data.size", "data.source", "train.seed")  # set by the sweep per r
 
 def set_args(args: list[str]) -> dict[str, Any]:
     """{'distill.lr': 0.1} from `dvc exp run` arguments like ['-S', 'distill.lr=0.1', 'target']."""
-    out = {}
-    for flag, value in zip(args, args[1:], strict=False):
-        if flag == "-S" and "=" in value:
-            key, _, text = value.partition("=")
-            out[key] = read_yaml(text)
-    return out
+    return dict(parse_assignment(value) for flag, value in zip(args, args[1:], strict=False)
+                if flag == "-S" and "=" in value)
 
 
 def recipe_changes(profile: Profile, size: int | None, snapshot_dir: Path, base_text: str,
@@ -201,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
 def committed_params_text() -> str:
     """params.yaml as committed at HEAD (the workspace copy holds the last experiment's values);
     the file itself outside a git checkout."""
-    done = subprocess.run(["git", "show", f"HEAD:{PARAMS_FILE}"], capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else Path(PARAMS_FILE).read_text()
+    text = read_at(Path("."), "HEAD", PARAMS_FILE)
+    return text if text is not None else Path(PARAMS_FILE).read_text()
 
 
 if __name__ == "__main__":

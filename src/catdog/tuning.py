@@ -29,24 +29,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from catdog.atomic import atomic_path, save_text
 from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name
-from catdog.params import flatten
+from catdog.params import flatten, parse_assignment
 
 INFO_KEYS = ("val_accuracy", "epochs", "train_seconds")  # from models/<method>.json
-
-
-def parse_where(items: list[str]) -> dict[str, Any]:
-    """['data.size=3000', 'distill.optimizer=sgd'] -> {'data.size': 3000, ...}, values read as YAML."""
-    where = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: --where wants PARAM=VALUE, got {item!r}")
-        where[key] = yaml.safe_load(value)
-    return where
 
 
 def val_points(show: list[dict[str, Any]], method: str, x: str, series: str,
@@ -136,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep only experiments with this param value (repeatable)")
     parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` (default: run it)")
     args = parser.parse_args(argv)
-    where = parse_where(args.where)
+    where = dict(parse_assignment(item) for item in args.where)
     if args.show_json:
         show = json.loads(args.show_json.read_text())
     else:
