@@ -5,6 +5,7 @@
 #
 #   bash scripts/tune-kd.sh                          # the cpu profile at the 3k pool, 20 epochs
 #   SIZE=10000 EPOCHS=35 TEMPERATURES=2,4 ALPHAS=0.9 bash scripts/tune-kd.sh [more -S args]
+#   TEMPERATURES=8,16,32 ALPHAS=1.0 OUT=results/tuning/kd-high-t bash scripts/tune-kd.sh
 #
 # The teacher and its logits come from the run cache when an earlier run made them (scripts/
 # cpu-run.sh); every grid point then costs one KD training. Results: `dvc exp show`.
@@ -22,5 +23,5 @@ dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow ea
 # (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
 while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 30; done
 dvc queue status
-python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out results/tuning \
+python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out "${OUT:-results/tuning}" \
   --where "data.size=$size" --where "distill.epochs=$epochs"  # this sweep's points only
