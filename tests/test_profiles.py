@@ -108,9 +108,11 @@ def test_check_names_a_snapshot_made_with_another_recipe(base: Path, tmp_path: P
     assert set(recipe_changes(profile, 6000, snap, text)) == {  # the 6k row has other epochs
         "pretrain.epochs=15 (this run: 20)", "distill.epochs=40 (this run: 65)",
         "distill.patience=40 (this run: 65)"}
-    params["distill"]["temperature"] = 8
+    this_run = profile.overrides(10000)["distill.temperature"]
+    params["distill"]["temperature"] = other = this_run * 2  # the snapshot ran another T
     (snap / "params.yaml").write_text(yaml.safe_dump(params))
-    assert recipe_changes(profile, 10000, snap, text) == ["distill.temperature=8 (this run: 4.0)"]
-    extra = set_args(["-S", "distill.temperature=8", "-S", "data.source=/x.zip", "evaluate@kd"])
-    assert extra == {"distill.temperature": 8, "data.source": "/x.zip"}
+    assert recipe_changes(profile, 10000, snap, text) == [
+        f"distill.temperature={other} (this run: {this_run})"]
+    extra = set_args(["-S", f"distill.temperature={other}", "-S", "data.source=/x.zip", "evaluate@kd"])
+    assert extra == {"distill.temperature": other, "data.source": "/x.zip"}
     assert recipe_changes(profile, 10000, snap, text, extra) == []

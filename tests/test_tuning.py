@@ -27,16 +27,17 @@ def _show() -> list[dict]:
     exps = [{"executor": {"state": "success"}, "revs": [_entry(*g)]} for g in grid]
     exps.append({"executor": {"state": "failed"}, "revs": [_entry("f", 2.0, 0.9, 0.99)]})
     exps.append({"executor": {"state": "success"}, "revs": [_entry("g", 2.0, 0.9, None)]})
+    exps.append({"executor": None, "revs": [_entry("w", 2.0, 0.5, 0.82)]})  # ran in the workspace
     workspace = _entry("workspace", 8.0, 0.9, 0.83)
     workspace["name"] = None
     workspace["rev"] = "workspace"
     return [workspace, {**_entry("base", 4.0, 0.9, None), "experiments": exps}]
 
 
-def test_points_skip_failed_and_untrained_runs_and_the_workspace() -> None:
+def test_points_skip_failed_and_untrained_runs_and_the_workspace_but_keep_workspace_experiments() -> None:
     points = val_points(_show(), "kd", "distill.temperature", "distill.alpha")
-    assert sorted(p["name"] for p in points) == ["a", "b", "c", "d", "e"]
-    assert {p["val_accuracy"] for p in points} == {0.80, 0.86, 0.84, 0.83}
+    assert sorted(p["name"] for p in points) == ["a", "b", "c", "d", "e", "w"]
+    assert {p["val_accuracy"] for p in points} == {0.80, 0.86, 0.84, 0.83, 0.82}
 
 
 def test_standard_error_is_binomial_on_the_val_size() -> None:
@@ -60,7 +61,7 @@ def test_cli_writes_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[s
     main(["kd", "--x", "distill.temperature", "--series", "distill.alpha",
           "--out", str(tmp_path / "out"), "--show-json", str(show)])
     rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
-    assert len(rows) == 5 and {"distill.temperature", "distill.alpha", "val_accuracy"} <= set(rows[0])
+    assert len(rows) == 6 and {"distill.temperature", "distill.alpha", "val_accuracy"} <= set(rows[0])
     with Image.open(tmp_path / "out/kd.png") as img:
         assert img.size[0] > 300 and img.convert("L").getextrema()[0] < 100  # not blank
     assert "best on val 0.860" in capsys.readouterr().out
@@ -74,7 +75,7 @@ def test_where_keeps_only_one_sweeps_points(tmp_path: Path) -> None:
     every = val_points(show, "kd", "distill.temperature", "distill.alpha")
     assert "h" in {p["name"] for p in every}
     mine = val_points(show, "kd", "distill.temperature", "distill.alpha", {"data.size": 3000})
-    assert sorted(p["name"] for p in mine) == ["a", "b", "c", "d", "e"]
+    assert sorted(p["name"] for p in mine) == ["a", "b", "c", "d", "e", "w"]
     assert val_points(show, "kd", "distill.temperature", "distill.alpha", {"distill.epochs": 20}) == []
     (tmp_path / "show.json").write_text(json.dumps(show))
     with pytest.raises(SystemExit, match="data.size=6000"):

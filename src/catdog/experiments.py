@@ -137,11 +137,13 @@ def make_run(name: str, params: dict[str, Any], metrics: dict[str, dict[str, flo
 
 
 def exp_entries(show: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """Every (entry, executor state): baselines, the workspace and their experiments."""
+    """Every (entry, executor state): baselines and the workspace (state None), and their
+    experiments. An experiment without an executor record ran in the workspace (`dvc exp run`,
+    not the queue) and was saved when it finished: its state is "success"."""
     for baseline in show:
         yield baseline, None
         for group in baseline.get("experiments") or []:
-            state = (group.get("executor") or {}).get("state")
+            state = (group.get("executor") or {}).get("state", "success")
             for entry in group.get("revs") or []:
                 yield entry, state
 
