@@ -18,7 +18,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
 size="${SIZE:-10000}"
 # The cpu profile's overrides for this size, without its scoring targets.
-mapfile -t profile < <(python -m catdog.profiles args cpu "$size" | grep -Ev '^(teacher|teacher_score|evaluate@.*|featuremaps@.*)$')
+mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
 for lr in ${BACKBONE_LRS:-0.01 0.1 0.3 1.0}; do
   dvc exp run -S "data.source=$source" "${profile[@]}" -S "finetune.backbone_lr=$lr" "$@" \
     finetune@simclr

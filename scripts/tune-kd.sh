@@ -14,7 +14,7 @@ source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
 size="${SIZE:-3000}"
 epochs="${EPOCHS:-20}"
 # The cpu profile's overrides for this size, without its scoring targets.
-mapfile -t profile < <(python -m catdog.profiles args cpu "$size" | grep -Ev '^(teacher|teacher_score|evaluate@.*|featuremaps@.*)$')
+mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
 dvc exp run --queue -S "data.source=$source" "${profile[@]}" \
   -S "distill.epochs=$epochs" -S "distill.patience=$epochs" \
   -S "distill.temperature=${TEMPERATURES:-1,2,4,8}" -S "distill.alpha=${ALPHAS:-0.5,0.9,1.0}" \

@@ -41,6 +41,8 @@ def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> No
     assert args[-9:] == ["teacher_score", "evaluate@simclr", "featuremaps@simclr", "evaluate@kd",
                          "featuremaps@kd", "evaluate@scratch", "featuremaps@scratch",
                          "evaluate@imagenet", "featuremaps@imagenet"]
+    overrides = run_args(profile, 3000, targets=False)  # a val-only sweep names its own stages
+    assert overrides == args[:-9] and overrides[::2] == ["-S"] * (len(overrides) // 2)
 
 
 @pytest.mark.parametrize(("doc", "message"), [

@@ -112,12 +112,13 @@ def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR)
     return profile
 
 
-def run_args(profile: Profile, size: int | None) -> list[str]:
-    """`dvc exp run` arguments: -S key=value for every override, then the targets."""
+def run_args(profile: Profile, size: int | None, targets: bool = True) -> list[str]:
+    """`dvc exp run` arguments: -S key=value for every override, then the targets (unless
+    `targets` is False: a sweep that names its own training stages)."""
     args = []
     for key, value in profile.overrides(size).items():
         args += ["-S", f"{key}={value}"]
-    return args + profile.targets()
+    return args + (profile.targets() if targets else [])
 
 
 def snapshot(profile: Profile, dest: Path, root: Path = Path(".")) -> None:
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("args", help="print the `dvc exp run` arguments of a run, one per line")
     a.add_argument("profile")
     a.add_argument("size", nargs="?", type=int, help="pool size (data.size); default: the profile's")
+    a.add_argument("--overrides-only", action="store_true",
+                   help="the -S overrides without the scoring targets (for a val-only sweep)")
     s = sub.add_parser("snapshot", help="copy this run's params, lock and metrics to DEST")
     s.add_argument("profile")
     s.add_argument("dest", type=Path)
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     if args.command == "args":
-        print("\n".join(run_args(profile, args.size)))
+        print("\n".join(run_args(profile, args.size, targets=not args.overrides_only)))
     elif args.command == "snapshot":
         snapshot(profile, args.dest)
     else:
