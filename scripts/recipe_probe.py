@@ -33,7 +33,7 @@ from catdog.augment import eval_view, train_view
 from catdog.cache import INDEX_FILE, RAW_IMAGES, load_split
 from catdog.decode_splits import decode_many
 from catdog.knn import knn_accuracy
-from catdog.models import FEATURE_DIM, encoder, student
+from catdog.models import FEATURE_DIM, encoder, load_model, student
 from catdog.precision import set_bf16
 from catdog.stages.pretrain import embed, simclr_loss
 from catdog.supervised import make_optimizer
@@ -104,18 +104,39 @@ def probe_kd(args: argparse.Namespace, held: dict) -> None:
                   flush=True)
 
 
+def probe_head(net: nn.Module, labeled, val, held: dict) -> tuple[nn.Linear, str]:
+    """A linear probe of `net`'s frozen encoder (logistic regression on whole images at 80 px),
+    as a two-class linear head, and its val / agree scores."""
+    backbone = encoder(net)
+
+    def features(split_images: torch.Tensor):
+        return embed(backbone, split_images, 80, DEVICE).numpy()
+
+    probe = LogisticRegression(C=0.1, max_iter=3000).fit(features(labeled.images), labeled.labels)
+    head = nn.Linear(FEATURE_DIM, 2)
+    with torch.no_grad():  # softmax over (-z/2, z/2) is the probe's sigmoid of z
+        w, b = torch.tensor(probe.coef_[0]).float() / 2, float(probe.intercept_[0]) / 2
+        head.weight.copy_(torch.stack([-w, w]))
+        head.bias.copy_(torch.tensor([-b, b]))
+    return head, (f"val {probe.score(features(val.images), val.labels):.3f}, "
+                  f"agree {probe.score(features(held['images']), held['teacher']):.3f}")
+
+
 def finetune(init: dict, labeled, val, held: dict, epochs: int, seed: int,
-             backbone_lr: float = 1.0) -> str:
+             backbone_lr: float = 1.0, probe_init: bool = False) -> str:
     """The finetune stage's default recipe (AdamW 1e-3, wd 0.05, 64 px crops) from `init`, the
-    backbone at `backbone_lr` times the head's LR."""
+    backbone at `backbone_lr` times the head's LR; with `probe_init`, the head starts from a
+    linear probe of the frozen encoder (LP-FT, Kumar et al. 2022) instead of random."""
     net = student()
     net.load_state_dict(init)
     net.classifier[-1] = nn.Linear(FEATURE_DIM, 2)
+    if probe_init:
+        net.classifier[-1] = probe_head(net, labeled, val, held)[0]
     net = prepare_model(net, DEVICE)
     generator = seed_everything(seed, DEVICE)
     cfg = {"epochs": epochs, "lr": 1e-3, "weight_decay": 0.05, "optimizer": "adamw", "batch_size": 64}
     optimizer, scheduler = make_optimizer(net, cfg, len(labeled), backbone_lr_scale=backbone_lr)
-    best = (-1.0, None)
+    best = (accuracy(net, val.images, val.labels, 80), copy.deepcopy(net.state_dict()))
     for epoch in range(1, epochs + 1):
         net.train()
         for idx in batches(len(labeled), 64, generator):
@@ -131,6 +152,11 @@ def finetune(init: dict, labeled, val, held: dict, epochs: int, seed: int,
 
 def probe_simclr(args: argparse.Namespace, held: dict) -> None:
     pool, labeled, val = (load_split(n) for n in ("pool", "labeled", "val"))
+    if args.init:  # an encoder pretrained already (e.g. the pretrain stage's models/pretrain.pt)
+        net, _ = load_model(args.init)
+        net = net.float().to(memory_format=torch.contiguous_format)
+        finetunes(args, net, labeled, val, held)
+        return
     images = pool.images[:args.n]
     generator = seed_everything(args.seed, DEVICE)
     net = student()
@@ -153,16 +179,24 @@ def probe_simclr(args: argparse.Namespace, held: dict) -> None:
         knn = knn_accuracy(embed(backbone, labeled.images, args.size, DEVICE), labeled.labels,
                            embed(backbone, val.images, args.size, DEVICE), val.labels, 20)
         print(f"simclr epoch {epoch} ({time.time() - start:.0f}s): val kNN {knn:.3f}", flush=True)
-    def features(split_images: torch.Tensor):
-        return embed(backbone, split_images, 80, DEVICE).numpy()
+        if epoch % args.every == 0 and epoch < args.epochs:
+            print(f"linear probe at epoch {epoch}: {probe_head(net, labeled, val, held)[1]}",
+                  flush=True)
+    finetunes(args, net, labeled, val, held)
 
-    probe = LogisticRegression(C=0.1, max_iter=3000).fit(features(labeled.images), labeled.labels)
-    print(f"linear probe: val {probe.score(features(val.images), val.labels):.3f}, "
-          f"agree {probe.score(features(held['images']), held['teacher']):.3f}")
-    for name, init, scale in (("SimCLR", net.state_dict(), args.backbone_lr),
-                              ("random init", student().state_dict(), 1.0)):
-        print(f"fine-tune from {name} (backbone LR x{scale:g}): "
-              f"{finetune(copy.deepcopy(init), labeled, val, held, 60, args.seed, scale)}")
+
+def finetunes(args: argparse.Namespace, net: nn.Module, labeled, val, held: dict) -> None:
+    """Score a pretrained encoder: linear probe, fine-tune (new head or, with --probe-init, the
+    probe's head), and fine-tune from random init for comparison."""
+    print(f"linear probe: {probe_head(net, labeled, val, held)[1]}", flush=True)
+    runs = [("SimCLR", net.state_dict(), args.backbone_lr, args.probe_init)]
+    if not args.skip_random:
+        runs.append(("random init", student().state_dict(), 1.0, False))
+    for name, init, scale, probe_init in runs:
+        head = "probe head" if probe_init else "new head"
+        print(f"fine-tune from {name} (backbone LR x{scale:g}, {head}): "
+              f"{finetune(copy.deepcopy(init), labeled, val, held, 60, args.seed, scale, probe_init)}",
+              flush=True)
 
 
 def main() -> None:
@@ -179,10 +213,17 @@ def main() -> None:
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="kd only: of the hard term")
     parser.add_argument("--backbone-lr", type=float, default=1.0,
                         help="simclr only: the fine-tune's backbone LR as a fraction of the head's")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="simclr only: score this pretrained encoder instead of pretraining one")
+    parser.add_argument("--probe-init", action="store_true",
+                        help="simclr only: fine-tune from the linear probe's head (LP-FT)")
+    parser.add_argument("--skip-random", action="store_true",
+                        help="simclr only: skip the fine-tune from random init")
     parser.add_argument("--size", type=int, default=64, help="training crop side")
     parser.add_argument("--min-scale", type=float, default=0.08, help="simclr only")
     parser.add_argument("--jitter", type=float, default=0.8, help="simclr only")
-    parser.add_argument("--every", type=int, default=5, help="kd: score every this many epochs")
+    parser.add_argument("--every", type=int, default=5,
+                        help="kd: score every this many epochs; simclr: linear probe every this many")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held", type=Path, default=Path("data/probe/heldout.pt"))
     args = parser.parse_args()
