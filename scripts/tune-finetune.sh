@@ -23,5 +23,5 @@ for lr in ${BACKBONE_LRS:-0.01 0.1 0.3 1.0}; do
   dvc exp run -S "data.source=$source" "${profile[@]}" -S "finetune.backbone_lr=$lr" "$@" \
     finetune@simclr
 done
-python -m catdog.tuning simclr --x finetune.backbone_lr --series data.size \
+python -m catdog.tuning simclr --x finetune.backbone_lr \
   --out results/tuning/finetune --where "data.size=$size" --where "train.seed=${SEED:-0}"  # this sweep's points

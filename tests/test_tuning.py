@@ -83,3 +83,18 @@ def test_where_keeps_only_one_sweeps_points(tmp_path: Path) -> None:
               str(tmp_path / "out"), "--show-json", str(tmp_path / "show.json"), "--where", "data.size=6000"])
     with pytest.raises(SystemExit, match="PARAM=VALUE"):
         main(["kd", "--x", "distill.temperature", "--series", "distill.alpha", "--where", "data.size"])
+
+
+def test_a_one_param_sweep_needs_no_series(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps(_show()))
+    main(["kd", "--x", "distill.temperature", "--where", "distill.alpha=0.9",
+          "--out", str(tmp_path / "out"), "--show-json", str(show)])
+    rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+    assert sorted(r["name"] for r in rows) == ["c", "d", "e"]
+    assert "distill.alpha" not in rows[0]
+    assert [float(r["distill.temperature"]) for r in sorted(rows, key=lambda r: r["name"])] == [1.0, 4.0, 8.0]
+    with Image.open(tmp_path / "out/kd.png") as img:
+        assert img.convert("L").getextrema()[0] < 100  # not blank
+    out = capsys.readouterr().out
+    assert "best on val 0.860 at distill.temperature=4.0 (d)" in out and "alpha" not in out

@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps read on val only: best val accuracy of one method against two params.
+"""Hyperparameter sweeps read on val only: best val accuracy of one method against one or two params.
 
 After a DVC queue sweep that trains (and never scores on test) one model per grid point, e.g.
 
@@ -9,9 +9,10 @@ After a DVC queue sweep that trains (and never scores on test) one model per gri
 
 this reads `dvc exp show --json` and writes, for the method's model info (models/<method>.json,
 a DVC metrics file: best val accuracy, epoch, seconds),
-  <out>/<method>.csv   one row per experiment: the two params, val accuracy, best epoch, seconds,
-                       val images
-  <out>/<method>.png   val accuracy against --x, one line per --series value, ±1 standard error
+  <out>/<method>.csv   one row per experiment: the params (--x, and --series if given), val
+                       accuracy, best epoch, seconds, val images
+  <out>/<method>.png   val accuracy against --x, one line per --series value (one line without
+                       --series), ±1 standard error
 and prints the best grid point by val accuracy (ties: the lower val epoch count). `--where` keeps
 only the experiments whose params have those values, so that another sweep (or a profile run)
 under the same baseline commit never joins this one's grid. The test split
@@ -36,10 +37,11 @@ from catdog.params import flatten, parse_assignment
 INFO_KEYS = ("val_accuracy", "epochs", "train_seconds")  # from models/<method>.json
 
 
-def val_points(show: list[dict[str, Any]], method: str, x: str, series: str,
+def val_points(show: list[dict[str, Any]], method: str, x: str, series: str | None = None,
                where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One dict per finished experiment that trained `method` with every param in `where` at its
-    value: name, x, series and INFO_KEYS."""
+    value: name, x, series (when given) and INFO_KEYS."""
+    swept = [x] + ([series] if series else [])
     points, seen = [], set()
     for entry, state in exp_entries(show):
         data = entry.get("data") or {}
@@ -47,13 +49,13 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str,
             continue  # the workspace and baseline commits hold whatever ran there last, any recipe
         params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
         info = ((data.get("metrics") or {}).get(f"models/{method}.json") or {}).get("data") or {}
-        if "val_accuracy" not in info or x not in params or series not in params:
+        if "val_accuracy" not in info or any(key not in params for key in swept):
             continue
         if any(key not in params or params[key] != value for key, value in (where or {}).items()):
             continue  # another sweep's point
-        point = {"name": exp_entry_name(entry), x: params[x], series: params[series],
+        point = {"name": exp_entry_name(entry), **{key: params[key] for key in swept},
                  **{k: info.get(k) for k in INFO_KEYS}, "val_images": params.get("data.val")}
-        key = (point[x], point[series], point["val_accuracy"], point["epochs"])
+        key = (*(point[k] for k in swept), point["val_accuracy"], point["epochs"])
         if key not in seen:  # an experiment listed twice
             seen.add(key)
             points.append(point)
@@ -79,7 +81,7 @@ def write_csv(points: list[dict[str, Any]], path: Path) -> None:
     save_text(path, buf.getvalue())
 
 
-def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: Path,
+def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, path: Path,
          where: dict[str, Any] | None = None) -> None:
     import matplotlib
 
@@ -87,11 +89,12 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str, path: P
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for value in sorted({p[series] for p in points}):
-        mine = sorted((p for p in points if p[series] == value), key=lambda p: p[x])
+    for value in sorted({p[series] for p in points}) if series else [None]:
+        mine = sorted((p for p in points if series is None or p[series] == value),
+                      key=lambda p: p[x])
         ax.errorbar([p[x] for p in mine], [p["val_accuracy"] for p in mine],
                     yerr=[standard_error(p) for p in mine], marker="o", capsize=3,
-                    label=f"{series} = {value:g}")
+                    label=f"{series} = {value:g}" if series else "best val accuracy")
     best = best_point(points)
     ax.scatter([best[x]], [best["val_accuracy"]], s=160, facecolors="none", edgecolors="black",
                label="best on val")
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("method", help="model name, e.g. kd (reads models/<method>.json)")
     parser.add_argument("--x", required=True, help="param on the x axis, e.g. distill.temperature")
-    parser.add_argument("--series", required=True, help="param drawn as one line per value")
+    parser.add_argument("--series", help="param drawn as one line per value (default: one line)")
     parser.add_argument("--out", type=Path, default=Path("results/tuning"))
     parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
                         help="keep only experiments with this param value (repeatable)")
@@ -135,14 +138,15 @@ def main(argv: list[str] | None = None) -> None:
     points = val_points(show, args.method, args.x, args.series, where)
     if not points:
         only = "".join(f", {k}={v}" for k, v in where.items())
+        swept = args.x + (f" and {args.series}" if args.series else "")
         raise SystemExit(f"error: no finished experiment has models/{args.method}.json with "
-                         f"{args.x} and {args.series}{only}: run the sweep first")
+                         f"{swept}{only}: run the sweep first")
     write_csv(points, args.out / f"{args.method}.csv")
     plot(points, args.method, args.x, args.series, args.out / f"{args.method}.png", where)
     best = best_point(points)
-    print(f"{args.method}: {len(points)} runs; best on val {best['val_accuracy']:.3f} at "
-          f"{args.x}={best[args.x]}, {args.series}={best[args.series]} ({best['name']}); "
-          f"wrote {args.out}/{args.method}.csv and .png")
+    at = f"{args.x}={best[args.x]}" + (f", {args.series}={best[args.series]}" if args.series else "")
+    print(f"{args.method}: {len(points)} runs; best on val {best['val_accuracy']:.3f} at {at} "
+          f"({best['name']}); wrote {args.out}/{args.method}.csv and .png")
 
 
 if __name__ == "__main__":
