@@ -154,7 +154,6 @@ def probe_simclr(args: argparse.Namespace, held: dict) -> None:
     pool, labeled, val = (load_split(n) for n in ("pool", "labeled", "val"))
     if args.init:  # an encoder pretrained already (e.g. the pretrain stage's models/pretrain.pt)
         net, _ = load_model(args.init)
-        net = net.float().to(memory_format=torch.contiguous_format)
         finetunes(args, net, labeled, val, held)
         return
     images = pool.images[:args.n]

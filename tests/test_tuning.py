@@ -55,12 +55,17 @@ def test_best_point_breaks_ties_by_fewer_epochs() -> None:
     assert best_point(points)["name"] == "d"
 
 
-def test_cli_writes_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _cli_rows(tmp_path: Path, *args: str) -> list[dict[str, str]]:
+    """Run the CLI on _show() with `args` and return the CSV it wrote."""
     show = tmp_path / "show.json"
     show.write_text(json.dumps(_show()))
-    main(["kd", "--x", "distill.temperature", "--series", "distill.alpha",
-          "--out", str(tmp_path / "out"), "--show-json", str(show)])
-    rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+    main(["kd", "--x", "distill.temperature", *args, "--out", str(tmp_path / "out"),
+          "--show-json", str(show)])
+    return list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+
+
+def test_cli_writes_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _cli_rows(tmp_path, "--series", "distill.alpha")
     assert len(rows) == 6 and {"distill.temperature", "distill.alpha", "val_accuracy"} <= set(rows[0])
     with Image.open(tmp_path / "out/kd.png") as img:
         assert img.size[0] > 300 and img.convert("L").getextrema()[0] < 100  # not blank
@@ -86,11 +91,7 @@ def test_where_keeps_only_one_sweeps_points(tmp_path: Path) -> None:
 
 
 def test_a_one_param_sweep_needs_no_series(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    show = tmp_path / "show.json"
-    show.write_text(json.dumps(_show()))
-    main(["kd", "--x", "distill.temperature", "--where", "distill.alpha=0.9",
-          "--out", str(tmp_path / "out"), "--show-json", str(show)])
-    rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+    rows = _cli_rows(tmp_path, "--where", "distill.alpha=0.9")
     assert sorted(r["name"] for r in rows) == ["c", "d", "e"]
     assert "distill.alpha" not in rows[0]
     assert [float(r["distill.temperature"]) for r in sorted(rows, key=lambda r: r["name"])] == [1.0, 4.0, 8.0]
