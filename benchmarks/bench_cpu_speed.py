@@ -32,10 +32,10 @@ from torch import nn
 
 from catdog.atomic import save_json
 from catdog.cache import load_split
+from catdog.distillation import distill_loss
 from catdog.models import FEATURE_DIM, encoder, student
 from catdog.precision import choose, set_bf16
-from catdog.stages.distill import distill_loss
-from catdog.stages.pretrain import simclr_loss
+from catdog.simclr import simclr_loss
 from catdog.teachers import Teacher, batched, choose_teacher_precision, load_teacher, to_device
 from catdog.train_loop import choose_precision
 

@@ -41,10 +41,10 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from catdog.atomic import save_json
 from catdog.device import pick_device
+from catdog.distillation import distill_loss
 from catdog.models import FEATURE_DIM, encoder, student
 from catdog.predict import dog_probabilities
-from catdog.stages.distill import distill_loss
-from catdog.stages.pretrain import simclr_loss
+from catdog.simclr import simclr_loss
 from catdog.teachers import Teacher, to_device
 from catdog.train_loop import autocast, optimize, prepare_model
 

@@ -5,11 +5,13 @@ Scores every few epochs, at several whole-image sides:
 - `val`: the 180 labeled val images (what the pipeline early-stops on; one standard error ~0.035);
 - `agree`: agreement with the teacher on 2,000 unlabeled images that no pool of up to 10k holds
   (pool ranks 10,000-11,999; the teacher is 98 % accurate, so this tracks accuracy at a tenth of
-  val's noise, and it needs no label). The images and teacher logits are cached in --held.
+  val's noise, and it needs no label).
 
-Run from the repository root after `dvc repro teacher_logits pool` (pool of 10k, teacher fitted):
+Run from the repository root after `dvc repro teacher_logits pool heldout` (pool of 10k, teacher
+fitted, held-out images labeled), e.g. in a fresh clone with the cpu profile's data params:
     python scripts/recipe_probe.py kd --n 10000 --epochs 40 --lr 0.2
     python scripts/recipe_probe.py simclr --n 3000 --epochs 20 --temperature 0.5 --min-scale 0.2
+    python scripts/recipe_probe.py simclr --start imagenet --epochs 10 --lr 0.03 --skip-random
 Prints one line per scored epoch. Used for results/cpu/tuning.md.
 """
 
@@ -20,24 +22,21 @@ import copy
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
-from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-import catdog.stages.distill as distill_stage
+from catdog import logistic_head, representation
 from catdog.augment import eval_view, train_view
-from catdog.cache import INDEX_FILE, RAW_IMAGES, load_split
-from catdog.decode_splits import decode_many
+from catdog.cache import HELDOUT_FILE, load_split
+from catdog.distillation import distill_loss
 from catdog.knn import knn_accuracy
-from catdog.models import FEATURE_DIM, encoder, load_model, student
-from catdog.precision import set_bf16
-from catdog.stages.pretrain import embed, simclr_loss
+from catdog.models import FEATURE_DIM, encoder, imagenet_student, load_model, student
+from catdog.simclr import embed, simclr_loss
 from catdog.supervised import make_optimizer
-from catdog.teachers import LOGITS_FILE, TEACHER_FILE, batched, load_logits, load_teacher
+from catdog.teachers import LOGITS_FILE, load_logits
 from catdog.train_loop import (
     batches,
     cosine_with_warmup,
@@ -47,23 +46,17 @@ from catdog.train_loop import (
     steps_per_epoch,
 )
 
-HELD_RANKS = (10_000, 12_000)  # pool ranks outside every pool of up to data.max_size = 10k
 SIZES = (64, 80, 96)  # whole-image sides scored
 DEVICE = torch.device("cpu")
 
 
 def held_out(path: Path) -> dict[str, torch.Tensor]:
-    """Unused unlabeled images and the teacher's logits of them (cached in `path`)."""
+    """The heldout stage's images and the teacher's labels of them."""
     if not path.is_file():
-        index = pd.read_csv(INDEX_FILE)
-        rows = index[(index["split"] == "pool") & index["rank"].between(*HELD_RANKS, inclusive="left")]
-        images = decode_many(RAW_IMAGES.parent, rows.sort_values("rank")["file"].tolist(), 180, "held")
-        teacher = load_teacher(TEACHER_FILE, DEVICE)
-        set_bf16(DEVICE, True)  # as the teacher_logits stage picks on AVX512-BF16 CPUs
-        logits = batched(teacher, images, 64, desc="teacher held-out")
-        set_bf16(DEVICE, False)
-        torch.save({"images": images, "teacher": logits.argmax(1)}, path)
-    return torch.load(path)
+        raise SystemExit(f"error: {path} not found: run `dvc repro heldout` first (it needs the "
+                         "teacher and the prepared index)")
+    held = load_split(path)
+    return {"images": held.images, "teacher": held.labels}
 
 
 @torch.inference_mode()
@@ -96,7 +89,7 @@ def probe_kd(args: argparse.Namespace, held: dict) -> None:
     for epoch in range(1, args.epochs + 1):
         net.train()
         for idx in batches(len(images), args.batch_size, generator):
-            loss = distill_stage.distill_loss(net, None, images[idx], labels[idx], soft[idx], cfg,
+            loss = distill_loss(net, None, images[idx], labels[idx], soft[idx], cfg,
                                               generator)
             optimize(loss, optimizer, scheduler)
         if epoch % args.every == 0 or epoch == args.epochs:
@@ -105,21 +98,19 @@ def probe_kd(args: argparse.Namespace, held: dict) -> None:
 
 
 def probe_head(net: nn.Module, labeled, val, held: dict) -> tuple[nn.Linear, str]:
-    """A linear probe of `net`'s frozen encoder (logistic regression on whole images at 80 px),
-    as a two-class linear head, and its val / agree scores."""
+    """A linear probe of `net`'s frozen encoder on whole images at 80 px (the representation
+    score: catdog.representation), as a two-class linear head, and its scores."""
     backbone = encoder(net)
 
-    def features(split_images: torch.Tensor):
-        return embed(backbone, split_images, 80, DEVICE).numpy()
+    def features(split_images: torch.Tensor) -> torch.Tensor:
+        return embed(backbone, split_images, 80, DEVICE)
 
-    probe = LogisticRegression(C=0.1, max_iter=3000).fit(features(labeled.images), labeled.labels)
-    head = nn.Linear(FEATURE_DIM, 2)
-    with torch.no_grad():  # softmax over (-z/2, z/2) is the probe's sigmoid of z
-        w, b = torch.tensor(probe.coef_[0]).float() / 2, float(probe.intercept_[0]) / 2
-        head.weight.copy_(torch.stack([-w, w]))
-        head.bias.copy_(torch.tensor([-b, b]))
-    return head, (f"val {probe.score(features(val.images), val.labels):.3f}, "
-                  f"agree {probe.score(features(held['images']), held['teacher']):.3f}")
+    lab_x = features(labeled.images)
+    scaler, lr = logistic_head.fit_logistic(lab_x.double().numpy(), labeled.labels.numpy())
+    got = representation.score((lab_x, labeled.labels), (features(val.images), val.labels),
+                               (features(held["images"]), held["teacher"]))
+    return (logistic_head.linear_head(scaler, lr),
+            f"val {got['probe_val']:.3f}, agree {got['probe_agree']:.3f}, kNN val {got['knn_val']:.3f}")
 
 
 def finetune(init: dict, labeled, val, held: dict, epochs: int, seed: int,
@@ -158,7 +149,7 @@ def probe_simclr(args: argparse.Namespace, held: dict) -> None:
         return
     images = pool.images[:args.n]
     generator = seed_everything(args.seed, DEVICE)
-    net = student()
+    net = imagenet_student() if args.start == "imagenet" else student()
     backbone = encoder(net)
     head = SimCLRProjectionHead(FEATURE_DIM, FEATURE_DIM, 128)
     model = prepare_model(nn.ModuleDict({"backbone": backbone, "head": head}), DEVICE)
@@ -166,7 +157,7 @@ def probe_simclr(args: argparse.Namespace, held: dict) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
     steps = steps_per_epoch(len(images), args.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(args.epochs * steps, steps))
+        optimizer, cosine_with_warmup(args.epochs * steps, args.warmup_epochs * steps))
     start = time.time()
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -181,16 +172,24 @@ def probe_simclr(args: argparse.Namespace, held: dict) -> None:
         if epoch % args.every == 0 and epoch < args.epochs:
             print(f"linear probe at epoch {epoch}: {probe_head(net, labeled, val, held)[1]}",
                   flush=True)
+        if epoch in args.finetune_at and epoch < args.epochs:
+            tuned = finetune(copy.deepcopy(net.state_dict()), labeled, val, held, 60, args.seed,
+                             args.backbone_lr)
+            print(f"fine-tune at epoch {epoch} (backbone LR x{args.backbone_lr:g}): {tuned}", flush=True)
     finetunes(args, net, labeled, val, held)
 
 
 def finetunes(args: argparse.Namespace, net: nn.Module, labeled, val, held: dict) -> None:
     """Score a pretrained encoder: linear probe, fine-tune (new head or, with --probe-init, the
-    probe's head), and fine-tune from random init for comparison."""
+    probe's head), and the same for the encoder SimCLR started from (random init or ImageNet)."""
     print(f"linear probe: {probe_head(net, labeled, val, held)[1]}", flush=True)
     runs = [("SimCLR", net.state_dict(), args.backbone_lr, args.probe_init)]
     if not args.skip_random:
-        runs.append(("random init", student().state_dict(), 1.0, False))
+        start = imagenet_student() if args.start == "imagenet" else student()
+        if args.start == "imagenet":
+            print(f"linear probe of the ImageNet encoder: {probe_head(start, labeled, val, held)[1]}",
+                  flush=True)
+        runs.append((f"{args.start} init", start.state_dict(), 1.0, False))
     for name, init, scale, probe_init in runs:
         head = "probe head" if probe_init else "new head"
         print(f"fine-tune from {name} (backbone LR x{scale:g}, {head}): "
@@ -217,14 +216,19 @@ def main() -> None:
     parser.add_argument("--probe-init", action="store_true",
                         help="simclr only: fine-tune from the linear probe's head (LP-FT)")
     parser.add_argument("--skip-random", action="store_true",
-                        help="simclr only: skip the fine-tune from random init")
+                        help="simclr only: skip scoring the encoder SimCLR started from (--start)")
+    parser.add_argument("--start", default="random", choices=("random", "imagenet"),
+                        help="simclr only: the encoder SimCLR starts from")
+    parser.add_argument("--warmup-epochs", type=int, default=1, help="simclr only")
+    parser.add_argument("--finetune-at", type=lambda t: {int(e) for e in t.split(",")}, default=set(),
+                        help="simclr only: also fine-tune after these epochs (comma-separated)")
     parser.add_argument("--size", type=int, default=64, help="training crop side")
     parser.add_argument("--min-scale", type=float, default=0.08, help="simclr only")
     parser.add_argument("--jitter", type=float, default=0.8, help="simclr only")
     parser.add_argument("--every", type=int, default=5,
                         help="kd: score every this many epochs; simclr: linear probe every this many")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--held", type=Path, default=Path("data/probe/heldout.pt"))
+    parser.add_argument("--held", type=Path, default=HELDOUT_FILE, help="the heldout stage's output")
     args = parser.parse_args()
     kd = args.recipe == "kd"
     args.lr = args.lr if args.lr is not None else (0.2 if kd else 0.3)

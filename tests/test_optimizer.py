@@ -44,3 +44,15 @@ def test_backbone_lr_scale_holds_through_the_schedule(optimizer: str) -> None:
 def test_scale_one_keeps_a_single_lr() -> None:
     opt, _ = make_optimizer(student(), _cfg("sgd"), n_images=40)
     assert len({g["lr"] for g in opt.param_groups}) == 1
+
+
+def test_the_log_names_each_learning_rate_when_they_differ() -> None:
+    from catdog.train_loop import learning_rates
+
+    net = student()
+    one, _ = make_optimizer(net, _cfg("adamw"), 16)
+    assert set(learning_rates(one)) == {"lr"}
+    two, _ = make_optimizer(net, _cfg("adamw"), 16, backbone_lr_scale=0.25)
+    rates = learning_rates(two)
+    assert set(rates) == {"lr/backbone", "lr/head"}
+    assert rates["lr/backbone"] == pytest.approx(0.25 * rates["lr/head"])

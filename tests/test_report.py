@@ -294,3 +294,31 @@ def test_winner_within_one_std_is_not_called_a_clear_win() -> None:
         "standard error of 0.007: not a clear win)."]
     single[1]["accuracy_mean"] = 0.80
     assert winners(["kd", "imagenet"], single)[0].endswith("by 0.044.")
+
+
+def test_representation_scores_sit_beside_their_floor_per_pool_size(tmp_path: Path) -> None:
+    from catdog.stages.report import representation_scores, representation_table
+
+    def snapshot(name: str, size: int, files: dict[str, dict]) -> None:
+        folder = tmp_path / name
+        (folder / "metrics/representation").mkdir(parents=True)
+        (folder / "params.yaml").write_text(f"data:\n  size: {size}\n")
+        for stem, value in files.items():
+            (folder / f"metrics/representation/{stem}.json").write_text(json.dumps(value))
+
+    bounds = {"random": {"probe_agree": 0.55, "probe_val": 0.5, "knn_val": 0.5},
+              "imagenet": {"probe_agree": 0.9, "probe_val": 0.88, "knn_val": 0.8}}
+    snapshot("3000-seed0", 3000, {"bounds": bounds, "simclr": {"probe_agree": 0.6, "probe_val": 0.62}})
+    snapshot("3000-seed1", 3000, {"bounds": bounds, "simclr": {"probe_agree": 0.64, "probe_val": 0.58}})
+    snapshot("6000-seed0", 6000,
+             {"bounds": bounds, "simclr_imagenet": {"probe_agree": 0.95, "probe_val": 0.9}})
+    (tmp_path / "10000-seed0").mkdir()  # a run made before the score existed: no row, no column
+    (tmp_path / "10000-seed0/params.yaml").write_text("data:\n  size: 10000\n")
+    table = representation_table(representation_scores(tmp_path)).splitlines()
+    assert table[0] == "| Encoder | 6k | 3k |"
+    assert table[2:] == [
+        "| Random init (floor) | 0.550 (0.500) [1] | 0.550 (0.500) [2] |",
+        "| ImageNet (ceiling) | 0.900 (0.880) [1] | 0.900 (0.880) [2] |",
+        "| SimCLR | – | 0.620 (0.600) [2] |",
+        "| SimCLR from ImageNet | 0.950 (0.900) [1] | – |",
+    ]

@@ -13,12 +13,17 @@ import yaml
 from conftest import committed_params
 
 from catdog.cache import load_split
+from catdog.decode_splits import pool_rows
 from catdog.splits import assign_splits
-from catdog.stages.pool import pool_files
 from catdog.teachers import LOGITS_FILE, Teacher, load_logits, save_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (3000, 6000, 10000)
+
+
+def pool_files(index: pd.DataFrame, size: int) -> list[str]:
+    """The files of the pool of `size` images, as the pool stage picks them."""
+    return pool_rows(index, size, "data.size")["file"].tolist()
 
 
 def _stage(cwd: Path, name: str) -> subprocess.CompletedProcess:

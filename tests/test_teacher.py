@@ -59,8 +59,7 @@ def test_fitted_head_matches_logistic_regression_and_classifies(teacher: Teacher
     fit_x = batched(teacher.embed, fit.images, 16).numpy()
     scaler = StandardScaler().fit(fit_x)
     lr = LogisticRegression(C=0.1, max_iter=5000).fit(scaler.transform(fit_x), fit.labels.numpy())
-    teacher.set_head_from_logistic(torch.from_numpy(lr.coef_), torch.from_numpy(lr.intercept_),
-                                   torch.from_numpy(scaler.mean_), torch.from_numpy(scaler.scale_))
+    teacher.set_head_from_logistic(scaler, lr)
     logits = batched(teacher, check.images, 16)
     assert logits.shape == (len(check), 2)
     prob_dog = logits.softmax(dim=1)[:, 1]
@@ -166,7 +165,7 @@ def test_fit_head_breaks_val_ties_by_log_loss() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
 
-    from catdog.stages.teacher import C_GRID, fit_head
+    from catdog.logistic_head import C_GRID, fit_head
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 20)

@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import committed_params, make_split
 
-from catdog.cache import load_split, save_split, split_path
+from catdog.cache import HELDOUT_FILE, load_split, save_split, split_path
 from catdog.models import load_model
 from catdog.teachers import LOGITS_FILE, Teacher, save_logits, save_teacher
 
@@ -31,6 +31,8 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path)
               "val": make_split(shared_zip, 6, size=48, offset=500)}
     for name, split in splits.items():
         save_split(split_path(name), split)
+    # the heldout stage's file; true labels stand in for the teacher's
+    save_split(HELDOUT_FILE, make_split(shared_zip, 6, size=48, offset=600))
     return tmp_path
 
 
@@ -48,6 +50,13 @@ def test_pretrain_then_finetune_starts_from_the_simclr_encoder(workspace: Path) 
     assert meta["method"] == "simclr-pretrain"
     rows = (workspace / "dvclive/pretrain/plots/metrics/val/knn_acc.tsv").read_text().splitlines()
     assert len(rows) == 3 and all(0 <= float(r.split()[1]) <= 1 for r in rows[1:])
+    # probe_every 5 > 2 epochs: the representation is scored after the last epoch only
+    probe = (workspace / "dvclive/pretrain/plots/metrics/heldout/probe_agree.tsv").read_text().splitlines()
+    assert [r.split()[0] for r in probe[1:]] == ["1"]  # dvclive's step 1 is the second epoch
+    score = json.loads((workspace / "metrics/representation/simclr.json").read_text())
+    assert set(score) == {"probe_val", "probe_agree", "knn_val", "epochs"} and score["epochs"] == 2
+    assert all(0 <= score[k] <= 1 for k in ("probe_val", "probe_agree", "knn_val"))
+    assert score["probe_agree"] == float(probe[-1].split()[-1])
     start = finetune.initial_model("simclr")
     for key, value in encoder.features.state_dict().items():
         assert torch.equal(start.features.state_dict()[key], value), key
@@ -57,6 +66,26 @@ def test_pretrain_then_finetune_starts_from_the_simclr_encoder(workspace: Path) 
     tuned, meta = load_model("models/simclr.pt")
     assert meta["image_size"] == 32
     assert not torch.equal(tuned.features[0][0].weight, encoder.features[0][0].weight)
+
+
+def test_simclr_imagenet_starts_from_imagenet_and_fine_tunes(workspace: Path) -> None:
+    from catdog.models import imagenet_student
+    from catdog.stages import finetune, pretrain_imagenet
+
+    _set(workspace / "params.yaml", "pretrain_imagenet", epochs=1, warmup_epochs=0)
+    before = imagenet_student().features.state_dict()
+    pretrain_imagenet.main([])
+    encoder, meta = load_model("models/pretrain_imagenet.pt")
+    assert meta["method"] == "simclr_imagenet-pretrain"
+    after = encoder.features.state_dict()
+    first = "0.0.weight"
+    assert not torch.equal(before[first], after[first])  # trained...
+    # ...from ImageNet's weights: after one epoch at a small LR they still point the same way
+    assert torch.nn.functional.cosine_similarity(before[first].flatten(), after[first].flatten(), dim=0) > 0.9
+    assert (workspace / "metrics/representation/simclr_imagenet.json").is_file()
+    assert not (workspace / "models/pretrain.pt").exists()  # its own files, beside SimCLR's
+    finetune.main(["simclr_imagenet"])
+    assert load_model("models/simclr_imagenet.pt")[1]["method"] == "simclr_imagenet"
 
 
 @pytest.mark.parametrize("mode", ["cached", "online"])

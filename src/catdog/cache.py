@@ -20,7 +20,7 @@ RAW_IMAGES = Path("data/raw/PetImages")  # the photos, as fetched: PetImages/{Ca
 PREPARED_DIR = Path("data/prepared")
 INDEX_FILE = PREPARED_DIR / "index.csv"  # every usable photo: file, label, split, rank, sha256, dhash
 POOL_FILE = Path("data/pool/pool.pt")
-FIXED_SPLITS = ("test", "labeled", "val")
+HELDOUT_FILE = Path("data/teacher/heldout.pt")  # unlabeled images past every pool, labeled by the teacher
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Decode image files into the uint8 cache tensors (catdog.cache), on every core.
 
 Used by the data stages that build caches: prepare (test/labeled/val), pool (the run's pool)
-and teacher_logits (the largest pool, data.max_size).
+teacher_logits (the largest pool, data.max_size) and heldout (pool ranks past it).
 """
 
 from __future__ import annotations
@@ -40,11 +40,25 @@ def decode_many(root: Path, files: list[str], size: int, desc: str) -> torch.Ten
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def pool_rows(index: pd.DataFrame, stop: int, key: str, start: int = 0) -> pd.DataFrame:
+    """Pool ranks [start, stop) of the index, in rank order; one-line error naming `key` (the
+    param that asked for them) when the index holds fewer than `stop` pool images."""
+    rows = index[index["split"] == "pool"].sort_values("rank")
+    if stop > len(rows):
+        raise SystemExit(f"error: {key}={stop} exceeds the {len(rows):,} unlabeled images available "
+                         f"(allowed 1..{len(rows)})")
+    return rows.iloc[start:stop]
+
+
 def split_tensors(index: pd.DataFrame, name: str, root: Path, size: int, limit: int | None = None
                   ) -> Split:
     """Decode the images of split `name` (first `limit` ranks) into a Split."""
-    rows = index[index["split"] == name].sort_values("rank").head(limit)
+    return rows_split(index[index["split"] == name].sort_values("rank").head(limit), root, size, name)
+
+
+def rows_split(rows: pd.DataFrame, root: Path, size: int, desc: str) -> Split:
+    """Decode the images of index rows (file, label) into a Split, in row order."""
     files = rows["file"].tolist()
-    images = decode_many(root, files, size, name)
+    images = decode_many(root, files, size, desc)
     return Split(images=images, labels=torch.tensor(rows["label"].to_numpy(), dtype=torch.int64),
                  files=files)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-HASH_BITS = 64
 _CHUNK = 2048  # rows of the pairwise-distance matrix computed at a time (2048 x N uint64)
 
 

@@ -99,6 +99,7 @@ SCHEMA: dict[str, Spec] = {
     "data.max_size": _int(1),
     "data.image_size": _PX,
     "data.near_duplicate_bits": _int(-1, 32),
+    "data.heldout": _int(2),
     "compute.device": _choice("auto", "cpu", "cuda"),
     "compute.threads": _int(0, 1024),
     "compute.precision": _choice("auto", "fp32", "bf16"),
@@ -118,6 +119,10 @@ SCHEMA: dict[str, Spec] = {
     "pretrain.knn_k": _int(1, 1000),
     "pretrain.jitter": _float(0.0, 1.0),
     "pretrain.min_scale": _float(0.01, 1.0),
+    "pretrain.probe_every": _int(1, 10_000),
+    "pretrain_imagenet.epochs": _EPOCHS,
+    "pretrain_imagenet.lr": _LR,
+    "pretrain_imagenet.warmup_epochs": _int(0, 10_000),
     "finetune.epochs": _EPOCHS,
     "finetune.batch_size": _BATCH,
     "finetune.lr": _LR,
@@ -193,11 +198,12 @@ def _check_combinations(flat: dict[str, Any]) -> None:
             f"data.size={flat['data.size']} exceeds data.max_size={flat['data.max_size']} (the largest "
             "pool, whose teacher logits are cached once): raise data.max_size"
         )
-    if flat["pretrain.warmup_epochs"] >= flat["pretrain.epochs"]:
-        raise ParamError(
-            f"pretrain.warmup_epochs={flat['pretrain.warmup_epochs']} must be below "
-            f"pretrain.epochs={flat['pretrain.epochs']}"
-        )
+    for group in ("pretrain", "pretrain_imagenet"):
+        if flat[f"{group}.warmup_epochs"] >= flat[f"{group}.epochs"]:
+            raise ParamError(
+                f"{group}.warmup_epochs={flat[f'{group}.warmup_epochs']} must be below "
+                f"{group}.epochs={flat[f'{group}.epochs']}"
+            )
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

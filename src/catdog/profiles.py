@@ -27,6 +27,7 @@ PROFILES_DIR = Path("profiles")
 METHOD_STAGES = {
     "teacher": ("teacher_score", "teacher"),  # last: the model stage (runs before teacher_score had its own)
     "simclr": ("pretrain", "finetune-simclr"),
+    "simclr_imagenet": ("pretrain_imagenet", "finetune-simclr_imagenet"),
     "kd": ("teacher", "teacher_logits", "distill-kd"),
     "scratch": ("finetune-scratch",),
     "imagenet": ("finetune-imagenet",),
@@ -34,6 +35,8 @@ METHOD_STAGES = {
     "simclr_kd": ("pretrain", "finetune-simclr", "teacher", "teacher_logits", "distill-simclr_kd"),
 }
 DATA_STAGES = ("fetch", "prepare", "pool")
+# Stages that score a pretraining (catdog.representation), run for any SimCLR method.
+SCORE_STAGES = ("heldout", "representation_bounds")
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Profile:
         out = set(DATA_STAGES)
         for m in methods:
             out.update(METHOD_STAGES.get(m, ()))
+            if m.startswith("simclr"):
+                out.update(SCORE_STAGES)
             if m != "teacher":
                 out.update({f"evaluate-{m}", f"featuremaps-{m}"})
         return out
@@ -138,6 +143,12 @@ def snapshot(profile: Profile, dest: Path, root: Path = Path(".")) -> None:
         src = root / "metrics/time" / f"{stage}.json"
         if src.is_file():
             shutil.copy2(src, tmp / "metrics/time" / src.name)
+    # representation scores of this profile's pretrainings, and the floor and ceiling beside them
+    scores = root / "metrics/representation"
+    for name in [*methods, "bounds"]:
+        if (scores / f"{name}.json").is_file():
+            (tmp / scores.relative_to(root)).mkdir(exist_ok=True)
+            shutil.copy2(scores / f"{name}.json", tmp / "metrics/representation" / f"{name}.json")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
 

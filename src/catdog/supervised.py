@@ -36,7 +36,7 @@ def param_groups(net: nn.Module, weight_decay: float, lr: float,
             chosen = [p for p in mine if (p.ndim > 1) == decayed]
             if chosen:  # no empty groups: OneCycleLR and AdamW want one LR per real group
                 groups.append({"params": chosen, "weight_decay": weight_decay if decayed else 0.0,
-                               "lr": rate})
+                               "lr": rate, "name": "head" if in_head else "backbone"})
     return groups
 
 

@@ -18,11 +18,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm import tqdm
 
 from catdog import CLASSES
 from catdog.atomic import load_torch_file, save_torch
+from catdog.logistic_head import logistic_to_linear
 from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
 
@@ -140,11 +143,6 @@ class Teacher(nn.Module):
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last)
 
-    def forward01(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [N, 2] of float RGB crops in [0, 1] (any side, on the teacher's device): the
-        online teacher of distillation looks at the very crop the student sees."""
-        return self.forward01_with_map(x)[0]
-
     def forward01_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [N, 2], last feature map [N, D, h, w]) of crops in [0, 1], for feature KD."""
         if x.shape[-2:] != (self.image_size, self.image_size):
@@ -169,15 +167,12 @@ class Teacher(nn.Module):
         """P(Dog) [N] from the ImageNet classifier alone (no fitted head)."""
         return dog_prob_from_imagenet(self.imagenet(self.embed(images)))
 
-    def set_head_from_logistic(self, coef: torch.Tensor, intercept: torch.Tensor,
-                               mean: torch.Tensor, scale: torch.Tensor) -> None:
-        """Load a binary logistic regression z = coef . ((x - mean) / scale) + intercept
-        (z > 0 means Dog) as logits [-z/2, z/2], so softmax(logits)[Dog] = sigmoid(z)."""
-        w = coef.reshape(-1).double() / scale.double()
-        b = intercept.reshape(-1).double()[0] - (w * mean.double()).sum()
-        device = self.head.weight.device
-        self.head.weight.copy_(torch.stack([-w / 2, w / 2]).float().to(device))
-        self.head.bias.copy_(torch.stack([-b / 2, b / 2]).float().to(device))
+    def set_head_from_logistic(self, scaler: StandardScaler, lr: LogisticRegression) -> None:
+        """Load a binary logistic regression on standardised features (z > 0 means Dog) as the
+        head: softmax(logits)[Dog] = sigmoid(z) (catdog.representation.logistic_to_linear)."""
+        weight, bias = logistic_to_linear(scaler, lr)
+        self.head.weight.copy_(weight.to(self.head.weight.device))
+        self.head.bias.copy_(bias.to(self.head.bias.device))
 
 
 def to_device(teacher: Teacher, device: torch.device | str) -> Teacher:

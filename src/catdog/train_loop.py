@@ -214,6 +214,15 @@ def _replay(live: Live, history: list[dict[str, float]]) -> None:
         live.next_step()
 
 
+def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """{"lr": rate} when every param group learns at one rate, else {"lr/<group name>": rate}
+    per named rate (e.g. a fine-tune's backbone and head): the log shows each."""
+    rates = {group.get("name", f"group{i}"): group["lr"] for i, group in enumerate(optimizer.param_groups)}
+    if len(set(rates.values())) == 1:
+        return {"lr": next(iter(rates.values()))}
+    return {f"lr/{name}": rate for name, rate in rates.items()}
+
+
 def _one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
                train_epoch: Callable[[int], dict[str, float]],
                validate: Callable[[int], dict[str, float]], state: _State, *, epochs: int,
@@ -227,7 +236,7 @@ def _one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     with torch.inference_mode():
         row.update(validate(epoch))
     state.seconds += time.perf_counter() - start
-    row["lr"] = optimizer.param_groups[0]["lr"]
+    row.update(learning_rates(optimizer))
     state.history.append(row)
     if row[monitor] > state.best_value:
         state.best_value, state.best_epoch, state.bad_epochs = row[monitor], epoch, 0
@@ -295,7 +304,8 @@ def train(
             row = state.history[-1]
             _replay(live, [row])
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                             if k != "epoch" and not k.startswith("lr")})
     except KeyboardInterrupt:
         bar.close()
         done = f"after epoch {saved}, saved in {checkpoint}" if saved else "before epoch 1 ended"

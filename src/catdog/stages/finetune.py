@@ -1,8 +1,9 @@
 """Stage `finetune`: train a classifier on the labeled images, early stopping on val.
 
 `python -m catdog.stages.finetune simclr` starts from the SimCLR encoder
-(models/pretrain.pt); `scratch` from random init; `imagenet` from torchvision's
-ImageNet weights. The head is always new. Writes models/<method>.pt and
+(models/pretrain.pt); `simclr_imagenet` from SimCLR continued from ImageNet
+(models/pretrain_imagenet.pt); `scratch` from random init; `imagenet` from
+torchvision's ImageNet weights. The head is always new. Writes models/<method>.pt and
 models/<method>.json (epochs to converge, epochs run, training seconds).
 """
 
@@ -24,14 +25,14 @@ from catdog.stage_time import StageClock
 from catdog.supervised import make_optimizer, train_student
 from catdog.train_loop import autocast, batches, optimize, prepare_model, progress, stage_setup
 
-INITS = ("simclr", "scratch", "imagenet")
-PRETRAINED = Path("models/pretrain.pt")
+INITS = ("simclr", "simclr_imagenet", "scratch", "imagenet")
+PRETRAINED = {"simclr": Path("models/pretrain.pt"), "simclr_imagenet": Path("models/pretrain_imagenet.pt")}
 
 
 def initial_model(init: str) -> nn.Module:
     """The starting network for `init`, with a fresh Cat/Dog head."""
-    if init == "simclr":
-        net, _ = load_model(PRETRAINED)
+    if init in PRETRAINED:
+        net, _ = load_model(PRETRAINED[init])
         net.classifier[-1] = nn.Linear(FEATURE_DIM, len(CLASSES))
         return net
     return imagenet_student() if init == "imagenet" else student()
@@ -47,9 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
     net = prepare_model(initial_model(method), device)
-    # SimCLR's backbone may learn slower than the new head (near a linear probe). ImageNet's
-    # learns at the head's rate: on the cpu profile's val its accuracy rose with the backbone's
-    # LR up to the head's (results/tuning/finetune/imagenet.png); from random init nothing is kept.
+    # SimCLR's backbone may learn slower than the new head (near a linear probe). ImageNet's (and
+    # SimCLR continued from it) learns at the head's rate: on the cpu profile's val its accuracy
+    # rose with the backbone's LR up to the head's (results/tuning/finetune/imagenet.png); from
+    # random init nothing is kept.
     scale = cfg["backbone_lr"] if method == "simclr" else 1.0
     optimizer, scheduler = make_optimizer(net, cfg, len(labeled), backbone_lr_scale=scale)
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
-    inputs = [split_path("labeled"), split_path("val")] + ([PRETRAINED] if method == "simclr" else [])
+    inputs = [split_path("labeled"), split_path("val")]
+    inputs += [PRETRAINED[method]] if method in PRETRAINED else []
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="finetune", method=method, init=method, inputs=inputs)
     clock.save(carried=result.resumed_seconds)

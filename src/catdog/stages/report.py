@@ -35,11 +35,13 @@ from catdog.experiments import (
     tag_recipes,
     workspace_run,
 )
+from catdog.params import flatten, read_yaml
 from catdog.profiles import DATA_STAGES, METHOD_STAGES  # stages each method needs
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
-PREFERRED_METHODS = ("teacher", "simclr", "kd", "scratch", "imagenet", "imagenet_kd", "simclr_kd")
+PREFERRED_METHODS = ("teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet", "imagenet_kd",
+                     "simclr_kd")
 # Table columns: (header, key in metrics/<method>.json).
 COLUMNS = (
     ("Acc", "accuracy"),
@@ -52,7 +54,8 @@ COLUMNS = (
 # "n": test images scored (for the standard error of single runs).
 SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds", "n")
 # Stage rows of the wall-time table, in pipeline order; stages not listed follow alphabetically.
-STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_logits", "pretrain")
+STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_logits", "heldout",
+               "representation_bounds", "pretrain", "pretrain_imagenet")
 # Reference study: test accuracy and epochs to converge per unlabeled pool size.
 STUDY_SOURCE = ("\"Study\" columns: the reference study's own reported test accuracy and epochs to "
                 "converge (SimCLR vs KD into MobileNetV2 at 10k / 6k / 3k unlabeled images, 420 "
@@ -68,6 +71,7 @@ STUDY_EPOCHS = {
 LABELS = {
     "teacher": "Teacher",
     "simclr": "SimCLR",
+    "simclr_imagenet": "SimCLR from ImageNet",
     "kd": "KD",
     "scratch": "Scratch",
     "imagenet": "ImageNet",
@@ -332,6 +336,54 @@ def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]])
     plt.close(fig)
 
 
+REPRESENTATION_ROWS = (  # (name in metrics/representation/, its key there or None, label)
+    ("bounds", "random", "Random init (floor)"),
+    ("bounds", "imagenet", "ImageNet (ceiling)"),
+    ("simclr", None, "SimCLR"),
+    ("simclr_imagenet", None, "SimCLR from ImageNet"),
+)
+
+
+def representation_scores(runs_dir: Path) -> dict[tuple[str, int], list[dict[str, float]]]:
+    """(row label, pool size) -> the representation scores (catdog.representation) that each
+    snapshot in runs_dir holds in metrics/representation/ (runs made before it hold none)."""
+    found: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        scores, params = folder / "metrics/representation", folder / "params.yaml"
+        if not scores.is_dir() or not params.is_file():
+            continue
+        size = int(flatten(read_yaml(params.read_text()))["data.size"])
+        for name, key, row in REPRESENTATION_ROWS:
+            if (path := scores / f"{name}.json").is_file():
+                value = json.loads(path.read_text())
+                found.setdefault((row, size), []).append(value[key] if key else value)
+    return found
+
+
+def representation_table(scores: dict[tuple[str, int], list[dict[str, float]]]) -> str:
+    """Rows = encoders, columns = pool sizes; cells 'agreement (val)', means over runs."""
+    sizes = sorted({size for _, size in scores}, reverse=True)
+    body = []
+    for _, _, row in REPRESENTATION_ROWS:
+        cells = []
+        for size in sizes:
+            got = scores.get((row, size), [])
+            cells.append("–" if not got else (
+                f"{np.mean([g['probe_agree'] for g in got]):.3f} "
+                f"({np.mean([g['probe_val'] for g in got]):.3f}) [{len(got)}]"))
+        if any(c != "–" for c in cells):
+            body.append([row, *cells])
+    return markdown_table(["Encoder", *(size_label(s) for s in sizes)], body)
+
+
+REPRESENTATION_NOTE = (
+    "A linear probe (logistic regression, C 0.1, standardised features) on the frozen encoder's "
+    "pooled features of the 420 labeled images, whole images at pretrain.image_size. Cells: its "
+    "agreement with the teacher on the heldout stage's unlabeled images (pool ranks past every "
+    "pool), then its val accuracy in brackets, then the runs averaged; no test image is read. "
+    "The floor (random init) and the ceiling (ImageNet) do not depend on the pool.")
+
+
 def snapshot_runs(runs_dir: Path) -> list[Run]:
     """One run per snapshot folder in runs_dir, named after the folder."""
     if not runs_dir.is_dir():
@@ -369,7 +421,12 @@ def main() -> None:
     runs = tag_recipes(runs, params_of_method(stage_params()))  # other recipes are other rows
     methods = method_order(runs, PREFERRED_METHODS)
     rows = summarize(runs, methods)
-    save_text(args.out / "report.md", render_markdown(runs, methods, rows))
+    text = render_markdown(runs, methods, rows)
+    scores = representation_scores(args.runs_dir) if args.runs_dir else {}
+    if scores:
+        text += "\n".join(["", "## Representation score (frozen encoder)", "", REPRESENTATION_NOTE, "",
+                           representation_table(scores), ""])
+    save_text(args.out / "report.md", text)
     write_csv(args.out / "summary.csv", rows)
     save_json(args.out / "runs.json", runs_record(runs))
     plot_accuracy(args.out / "accuracy_vs_size.png", methods, rows)

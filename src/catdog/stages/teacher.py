@@ -9,15 +9,12 @@ The regularisation C is chosen on val only. The teacher_score stage scores it on
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
-from sklearn.preprocessing import StandardScaler
 
 from catdog.atomic import save_json
 from catdog.cache import load_split
 from catdog.device import pick_device
+from catdog.logistic_head import fit_head
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
 from catdog.teachers import (
@@ -29,26 +26,6 @@ from catdog.teachers import (
     save_teacher,
     to_device,
 )
-
-C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strength of the logistic head, tried on val
-MAX_ITER = 5000  # lbfgs iterations: enough to converge on standardised features
-
-
-def fit_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-             seed: int) -> tuple[StandardScaler, LogisticRegression, float, float]:
-    """Standardise on train, fit one LR per C, keep the best val accuracy; ties go to the lower
-    val log-loss, so the teacher's probabilities (its soft targets) are the best calibrated."""
-    scaler = StandardScaler().fit(train_x)
-    train_z, val_z = scaler.transform(train_x), scaler.transform(val_x)
-    best: tuple[LogisticRegression, float, float, float] | None = None
-    for c in C_GRID:
-        lr = LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit(train_z, train_y)
-        acc = float((lr.predict(val_z) == val_y).mean())
-        loss = float(log_loss(val_y, lr.predict_proba(val_z), labels=[0, 1]))
-        if best is None or (acc, -loss) > (best[2], -best[3]):
-            best = (lr, c, acc, loss)
-    assert best is not None
-    return scaler, *best[:3]
 
 
 def main() -> None:
@@ -70,8 +47,7 @@ def main() -> None:
 
     scaler, lr, c, val_acc = fit_head(feats["labeled"].numpy(), labels["labeled"],
                                       feats["val"].numpy(), labels["val"], cfg["seed"])
-    teacher.set_head_from_logistic(torch.from_numpy(lr.coef_), torch.from_numpy(lr.intercept_),
-                                   torch.from_numpy(scaler.mean_), torch.from_numpy(scaler.scale_))
+    teacher.set_head_from_logistic(scaler, lr)
 
     save_teacher(TEACHER_FILE, teacher)
     # val_accuracy: what model selection saw; dtype: bf16 or fp32, what the backbone ran in.

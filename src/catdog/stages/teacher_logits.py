@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from catdog.cache import INDEX_FILE, RAW_IMAGES, load_split
-from catdog.decode_splits import split_tensors
+from catdog.decode_splits import pool_rows, rows_split
 from catdog.device import pick_device
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
@@ -35,16 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     data, compute = params["data"], params["compute"]
     if not INDEX_FILE.is_file():
         raise SystemExit(f"error: {INDEX_FILE} not found: run the prepare stage first")
-    index = pd.read_csv(INDEX_FILE)
-    available = int((index["split"] == "pool").sum())
-    if data["max_size"] > available:
-        raise SystemExit(f"error: data.max_size={data['max_size']} exceeds the {available:,} unlabeled "
-                         f"images available (allowed 1..{available})")
+    rows = pool_rows(pd.read_csv(INDEX_FILE), data["max_size"], "data.max_size")
     device = pick_device(compute["device"], compute["threads"])
     teacher = load_teacher(TEACHER_FILE, device)
     precision = choose_teacher_precision(teacher, compute["precision"], device)
     labeled = load_split("labeled")
-    pool = split_tensors(index, "pool", RAW_IMAGES.parent, data["image_size"], limit=data["max_size"])
+    pool = rows_split(rows, RAW_IMAGES.parent, data["image_size"], "pool")
     batch = params["teacher"]["batch_size"]
     logits = torch.cat([batched(teacher, labeled.images, batch, desc="teacher labeled"),
                         batched(teacher, pool.images, batch, desc=f"teacher pool ({len(pool)})")])

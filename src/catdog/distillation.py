@@ -1,0 +1,49 @@
+"""One knowledge-distillation step's loss, shared by the distill stage, the recipe probe and the
+benchmarks: the student's view of a batch, the teacher's targets (cached or asked online about the
+same crop) and the Hinton loss of catdog.kd_loss, plus the FitNets hint when an adapter is given.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from catdog.augment import crop_flip01, normalize
+from catdog.kd_loss import feature_loss, kd_loss
+from catdog.precision import autocast
+from catdog.teachers import Teacher
+
+MIN_SCALE = 0.35  # smallest crop area fraction of the student's (and online teacher's) views
+
+
+def student_outputs(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, last feature map [N, 1280, h, w]) of a MobileNetV2: its forward, split open."""
+    fmap = net.features(x)
+    return net.classifier(torch.flatten(F.adaptive_avg_pool2d(fmap, 1), 1)), fmap
+
+
+def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: torch.Tensor,
+                 targets: torch.Tensor | None, cfg: dict, generator: torch.Generator,
+                 adapter: nn.Module | None = None) -> torch.Tensor:
+    """KD loss of one uint8 batch (labels < 0 mark unlabeled images). With `targets` (cached
+    teacher logits) the student sees a random crop; without, the teacher is asked online about
+    the very same crop, cut at the teacher's resolution and shrunk for the student. With an
+    `adapter` (1x1 conv, student -> teacher channels) the feature-map hint loss is added."""
+    size = cfg["image_size"]
+    crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
+                        min_scale=MIN_SCALE)
+    teacher_map = None
+    if targets is None:
+        with torch.no_grad():
+            targets, teacher_map = teacher.forward01_with_map(crops)
+        crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+    with autocast(batch.device):
+        logits, fmap = student_outputs(net, normalize(crops).contiguous(memory_format=torch.channels_last))
+        hint = adapter(fmap) if adapter is not None else None
+    loss = kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
+                   labeled_mask=labels >= 0, label_smoothing=cfg["label_smoothing"])
+    if hint is not None and teacher_map is not None:
+        loss = loss + cfg["feature_weight"] * feature_loss(hint, teacher_map)
+    return loss

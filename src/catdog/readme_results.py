@@ -1,0 +1,157 @@
+"""The README's results table, generated from a published summary.csv.
+
+README.md shows one table of test accuracy: a row per method, a column per pool size, each cell
+"mean ± std (runs)" over seeds, and the reference study's accuracy where it reports one. The
+table sits between two markers in README.md and is written by this module, never by hand:
+
+    python -m catdog.readme_results            # rewrite README.md from results/cpu/summary.csv
+    python -m catdog.readme_results --check    # exit 1 when README.md's table is out of date
+
+Paths default to the current directory (the repository root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+
+START = "<!-- results:cpu:start -->"
+END = "<!-- results:cpu:end -->"
+README = Path("README.md")
+SUMMARY = Path("results/cpu/summary.csv")
+MISSING = "—"
+
+# Row order: these first, every other method after them, alphabetically.
+METHOD_ORDER = ["teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet"]
+LABELS = {
+    "teacher": "Teacher (EfficientNet-Lite2)",
+    "simclr": "SimCLR + fine-tune",
+    "simclr_imagenet": "SimCLR from ImageNet + fine-tune",
+    "kd": "KD",
+    "scratch": "Scratch (random init)",
+    "imagenet": "ImageNet + fine-tune",
+    "imagenet_kd": "ImageNet + KD",
+    "simclr_kd": "SimCLR + KD",
+}
+# The reference study's reported test accuracy, not measured here (method -> pool size -> accuracy).
+REFERENCE_ACCURACY: dict[str, dict[int, float]] = {
+    "simclr": {10000: 0.78, 6000: 0.76, 3000: 0.72},
+    "kd": {10000: 0.92, 6000: 0.84, 3000: 0.75},
+}
+
+
+def base_method(method: str) -> str:
+    """The method of a summary row; the report tags other recipes, e.g. `kd[distill.alpha=0.9]`."""
+    return method.split("[", 1)[0]
+
+
+def method_label(method: str) -> str:
+    base = base_method(method)
+    tag = method[len(base) :]
+    label = LABELS.get(base, base)
+    return f"{label} {tag}" if tag else label
+
+
+def method_key(method: str) -> tuple[int, str, str]:
+    base = base_method(method)
+    rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+    return rank, base, method
+
+
+def size_label(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+def cell(mean: float, std: float, runs: int) -> str:
+    """`0.904 ± 0.007 (2)`; a single run has no std: `0.904 (1)`."""
+    if math.isnan(mean):
+        return MISSING
+    spread = "" if math.isnan(std) else f" ± {std:.3f}"
+    return f"{mean:.3f}{spread} ({runs})"
+
+
+def reference_cell(method: str, sizes: list[int]) -> str:
+    """The reference study's accuracy at `sizes`, e.g. `0.92 / 0.84 / 0.75`; `—` where it has none."""
+    reference = REFERENCE_ACCURACY.get(base_method(method))
+    if not reference:
+        return MISSING
+    return " / ".join(f"{reference[s]:.2f}" if s in reference else MISSING for s in sizes)
+
+
+def read_summary(summary: Path) -> dict[str, dict[int, str]]:
+    """method -> pool size -> formatted cell, from the report's summary.csv."""
+    cells: dict[str, dict[int, str]] = {}
+    with summary.open(newline="") as f:
+        for row in csv.DictReader(f):
+            mean, std = float(row["accuracy_mean"]), float(row["accuracy_std"] or "nan")
+            cells.setdefault(row["method"], {})[int(row["size"])] = cell(mean, std, int(row["runs"]))
+    return cells
+
+
+def results_table(summary: Path) -> str:
+    """The markdown table of test accuracy in `summary` (no trailing newline)."""
+    cells = read_summary(summary)
+    sizes = sorted({size for by_size in cells.values() for size in by_size}, reverse=True)
+    reference_header = "Reference study (" + " / ".join(size_label(s) for s in sizes) + ")"
+    header = ["Method", *(size_label(s) for s in sizes), reference_header]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in sorted(cells, key=method_key):
+        measured = [cells[method].get(s, MISSING) for s in sizes]
+        row = [method_label(method), *measured, reference_cell(method, sizes)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, table: str) -> str:
+    """`text` with everything between the START and END markers replaced by `table`."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < 0 or end < start:
+        raise ValueError(f"README has no {START} ... {END} block")
+    return text[: start + len(START)] + "\n" + table + "\n" + text[end:]
+
+
+def update_readme(readme: Path, summary: Path) -> bool:
+    """Write `summary`'s table into `readme`'s marked block; True when the file changed."""
+    text = readme.read_text()
+    new = replace_block(text, results_table(summary))
+    if new == text:
+        return False
+    readme.write_text(new)
+    return True
+
+
+def check_readme(readme: Path, summary: Path) -> str | None:
+    """None when `readme`'s table is what `summary` gives, else a one-line message saying why not."""
+    text = readme.read_text()
+    try:
+        new = replace_block(text, results_table(summary))
+    except ValueError as e:
+        return f"{readme}: {e}"
+    if new != text:
+        return f"{readme}: results table differs from {summary}; run `python -m catdog.readme_results`"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=README, help="default: %(default)s")
+    parser.add_argument("--summary", type=Path, default=SUMMARY, help="default: %(default)s")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the table is out of date")
+    args = parser.parse_args(argv)
+    if args.check:
+        problem = check_readme(args.readme, args.summary)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+        print(f"{args.readme}: results table matches {args.summary}")
+        return 0
+    changed = update_readme(args.readme, args.summary)
+    print(f"{args.readme}: {'updated' if changed else 'already up to date'} from {args.summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Resume survives DVC itself: a stage killed (kill -9) during `dvc exp run` in a fresh clone,
+whose dvc.lock came from another machine (its checkpoint object in no local cache), resumes from
+its last epoch when the same `dvc exp run` is given again, and ends where an uninterrupted run
+ends. The toy stage trains with catdog.train_loop.train and declares its checkpoint as every
+training stage of dvc.yaml does (checked here too)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc_yaml import entries, stage_bodies
+
+pytestmark = pytest.mark.slow
+
+# A training stage in miniature: 6 epochs of a linear model; with KILL_AT in the environment it
+# kills itself (SIGKILL, no cleanup) as epoch KILL_AT starts, after epoch KILL_AT - 1's checkpoint.
+TOY_STAGE = """\
+import json, os, signal, sys
+from pathlib import Path
+import torch, yaml
+from catdog.train_loop import fingerprint, seed_everything, train
+epochs = yaml.safe_load(open("params.yaml"))["train"]["epochs"]
+gen = seed_everything(0, torch.device("cpu"))
+x, y = torch.randn(64, 4, generator=gen), torch.randint(0, 2, (64,), generator=gen)
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+def train_epoch(epoch):
+    if str(epoch) == os.environ.get("KILL_AT"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    idx = torch.randperm(64, generator=gen)[:32]
+    loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+    opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    return {"train/loss": loss.item()}
+def validate(epoch):
+    return {"val/acc": (model(x).argmax(1) == y).float().mean().item()}
+train(model, opt, sched, gen, train_epoch, validate, epochs=epochs, monitor="val/acc",
+      checkpoint=Path("checkpoints/toy.pt"), live_dir=Path("dvclive/toy"),
+      run_id=fingerprint({"epochs": epochs}, []), keep="last")
+Path("models").mkdir(exist_ok=True)
+json.dump([round(v, 6) for v in model.weight.flatten().tolist()], open("models/toy.json", "w"))
+"""
+
+
+def _checkpoint_options() -> list[dict]:
+    """The options of every checkpoints/ output of the project's dvc.yaml."""
+    return [opts for body in stage_bodies().values() for path, opts in entries(body, "outs")
+            if path.startswith("checkpoints/")]
+
+
+def test_every_checkpoint_is_persistent_and_outside_dvc_cache() -> None:
+    options = _checkpoint_options()
+    assert len(options) >= 4  # pretrain, pretrain_imagenet, finetune, distill
+    assert all(o.get("persist") is True and o.get("cache") is False for o in options), options
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
+         ok: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    if ok:
+        assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done
+
+
+def _project(root: Path) -> Path:
+    """A git + DVC project with the toy stage, run once and committed (the 'other machine')."""
+    root.mkdir()
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(["git", "init", "-q"], root)
+    _run(["git", "config", "user.email", "t@t"], root)
+    _run(["git", "config", "user.name", "t"], root)
+    _run([*dvc, "init", "-q"], root)
+    _run([*dvc, "config", "core.autostage", "true"], root)
+    (root / "toy.py").write_text(TOY_STAGE)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 3}}))
+    checkpoint = _checkpoint_options()[0]
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"toy": {
+        "cmd": f"{sys.executable} toy.py", "deps": ["toy.py"], "params": ["train.epochs"],
+        "outs": ["models/toy.json", {"checkpoints/toy.pt": checkpoint},
+                 {"dvclive/toy": {"cache": False}}]}}}))
+    (root / ".gitignore").write_text("/checkpoints\n/dvclive\n")
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "toy stage"], root)  # dvclive wants a commit to sit on
+    _run([*dvc, "repro", "-q"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "toy run"], root)
+    return root
+
+
+def test_killed_dvc_exp_run_resumes_in_a_fresh_clone(tmp_path: Path) -> None:
+    origin = _project(tmp_path / "origin")
+    dvc = [sys.executable, "-m", "dvc"]
+    results = {}
+    for name, kill in (("straight", None), ("killed", "4")):
+        clone = tmp_path / name
+        _run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
+        assert not (clone / ".dvc/cache").exists()  # nothing of the origin's cache came along
+        exp = [*dvc, "exp", "run", "-S", "train.epochs=6"]
+        if kill:
+            first = _run(exp, clone, env={"KILL_AT": kill}, ok=False)
+            assert first.returncode != 0
+            assert (clone / "checkpoints/toy.pt").is_file(), "the kill left no checkpoint"
+            second = _run(exp, clone)
+            assert "resuming from checkpoints/toy.pt after epoch 3" in second.stdout + second.stderr
+        else:
+            _run(exp, clone)
+        results[name] = (clone / "models/toy.json").read_text()
+        steps = (clone / "dvclive/toy/plots/metrics/val/acc.tsv").read_text().splitlines()[1:]
+        assert [line.split()[0] for line in steps] == [str(s) for s in range(6)]
+        shutil.rmtree(clone / ".dvc/tmp", ignore_errors=True)
+    assert results["killed"] == results["straight"]
