@@ -134,10 +134,21 @@ def test_fingerprint_follows_the_code(tmp_path: Path) -> None:
     code = tmp_path / "pkg"
     code.mkdir()
     (code / "a.py").write_text("X = 1\n")
-    before = fingerprint({"lr": 0.1}, [], code_root=code)
-    assert fingerprint({"lr": 0.1}, [], code_root=code) == before
+    before = fingerprint({"lr": 0.1}, [], code=[code / "a.py"], code_root=code)
+    assert fingerprint({"lr": 0.1}, [], code=[code / "a.py"], code_root=code) == before
     (code / "a.py").write_text("X = 2\n")
-    assert fingerprint({"lr": 0.1}, [], code_root=code) != before
+    assert fingerprint({"lr": 0.1}, [], code=[code / "a.py"], code_root=code) != before
+
+
+def test_fingerprint_covers_the_code_the_stage_runs_only() -> None:
+    """A fine-tune's checkpoint follows supervised.py and its own module, not the report's code."""
+    script = ("import catdog.stages.finetune; from catdog.train_loop import loaded_code, PACKAGE_DIR; "
+              "print(' '.join(p.relative_to(PACKAGE_DIR).as_posix() for p in loaded_code()))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    files = set(done.stdout.split())
+    assert {"stages/finetune.py", "supervised.py", "train_loop.py", "augment.py"} <= files
+    assert not {"stages/report.py", "simclr.py", "distillation.py", "tuning.py"} & files
 
 
 def test_stage_clock_adds_the_seconds_of_interrupted_runs(tmp_path: Path,

@@ -38,7 +38,7 @@ from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
 from dvclive import Live
 
-PACKAGE_DIR = Path(__file__).resolve().parent  # the catdog package: its source is fingerprinted
+PACKAGE_DIR = Path(__file__).resolve().parent  # the catdog package: the code it runs is fingerprinted
 
 
 def seed_everything(seed: int, device: torch.device) -> torch.Generator:
@@ -137,19 +137,32 @@ def progress(items: list, desc: str) -> Iterator:
     return iter(tqdm(items, desc=desc, leave=False, unit="step", file=sys.stderr))
 
 
-def code_digest(root: Path = PACKAGE_DIR) -> str:
-    """Hash of the catdog package's source files (paths and contents)."""
+def loaded_code(root: Path = PACKAGE_DIR) -> list[Path]:
+    """Source files of the catdog modules this process has imported (the stage's own module
+    included, also when it runs as __main__): the code a training stage runs."""
+    files = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().is_relative_to(root) and file.endswith(".py"):
+            files.add(Path(file).resolve())
+    return sorted(files)
+
+
+def code_digest(files: list[Path], root: Path = PACKAGE_DIR) -> str:
+    """Hash of source files (paths relative to root, and contents)."""
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(files):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
-def fingerprint(params: dict[str, Any], inputs: list[Path], code_root: Path = PACKAGE_DIR) -> str:
-    """Hash of the stage's params, input files (size plus head and tail bytes) and the package's
-    source: a checkpoint written by other code (e.g. before a fix) is never resumed."""
+def fingerprint(params: dict[str, Any], inputs: list[Path], code: list[Path] | None = None,
+                code_root: Path = PACKAGE_DIR) -> str:
+    """Hash of the stage's params, input files (size plus head and tail bytes) and the code it
+    runs (`code`, by default loaded_code()): a checkpoint written by other code (e.g. before a
+    fix) is never resumed, while a change elsewhere in the package (the report, say) keeps it."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    digest.update(code_digest(code_root).encode())
+    digest.update(code_digest(loaded_code(code_root) if code is None else code, code_root).encode())
     for path in inputs:
         path = Path(path)
         size = path.stat().st_size
