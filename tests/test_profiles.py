@@ -38,11 +38,12 @@ def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> No
     args = run_args(profile, 3000)
     assert args[args.index("data.size=3000") - 1] == "-S"
     assert "distill.epochs=" + str(profile.sizes[3000]["distill.epochs"]) in args
-    assert args[-9:] == ["teacher_score", "evaluate@simclr", "featuremaps@simclr", "evaluate@kd",
-                         "featuremaps@kd", "evaluate@scratch", "featuremaps@scratch",
-                         "evaluate@imagenet", "featuremaps@imagenet"]
+    assert args[-11:] == ["teacher_score", "evaluate@simclr", "featuremaps@simclr",
+                          "evaluate@simclr_imagenet", "featuremaps@simclr_imagenet", "evaluate@kd",
+                          "featuremaps@kd", "evaluate@scratch", "featuremaps@scratch",
+                          "evaluate@imagenet", "featuremaps@imagenet"]
     overrides = run_args(profile, 3000, targets=False)  # a val-only sweep names its own stages
-    assert overrides == args[:-9] and overrides[::2] == ["-S"] * (len(overrides) // 2)
+    assert overrides == args[:-11] and overrides[::2] == ["-S"] * (len(overrides) // 2)
 
 
 @pytest.mark.parametrize(("doc", "message"), [
@@ -108,8 +109,8 @@ def test_check_names_a_snapshot_made_with_another_recipe(base: Path, tmp_path: P
     text = base.read_text()
     assert recipe_changes(profile, 10000, snap, text) == []
     assert set(recipe_changes(profile, 6000, snap, text)) == {  # the 6k row has other epochs
-        "pretrain.epochs=15 (this run: 20)", "distill.epochs=40 (this run: 65)",
-        "distill.patience=40 (this run: 65)"}
+        "pretrain.epochs=15 (this run: 20)", "pretrain_imagenet.epochs=3 (this run: 5)",
+        "distill.epochs=40 (this run: 65)", "distill.patience=40 (this run: 65)"}
     this_run = profile.overrides(10000)["distill.temperature"]
     params["distill"]["temperature"] = other = this_run * 2  # the snapshot ran another T
     (snap / "params.yaml").write_text(yaml.safe_dump(params))

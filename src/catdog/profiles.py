@@ -20,20 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from catdog.experiments import read_at
+from catdog.methods import METHODS
 from catdog.params import PARAMS_FILE, ParamError, flatten, parse_assignment, read_yaml, validate
 
 PROFILES_DIR = Path("profiles")
 # Stages whose wall time (metrics/time/<stage>.json) each method costs, beyond the data stages.
-METHOD_STAGES = {
-    "teacher": ("teacher_score", "teacher"),  # last: the model stage (runs before teacher_score had its own)
-    "simclr": ("pretrain", "finetune-simclr"),
-    "simclr_imagenet": ("pretrain_imagenet", "finetune-simclr_imagenet"),
-    "kd": ("teacher", "teacher_logits", "distill-kd"),
-    "scratch": ("finetune-scratch",),
-    "imagenet": ("finetune-imagenet",),
-    "imagenet_kd": ("teacher", "teacher_logits", "distill-imagenet_kd"),
-    "simclr_kd": ("pretrain", "finetune-simclr", "teacher", "teacher_logits", "distill-simclr_kd"),
-}
+METHOD_STAGES = {name: method.stages for name, method in METHODS.items()}
 DATA_STAGES = ("fetch", "prepare", "pool")
 # Stages that score a pretraining (catdog.representation), run for any SimCLR method.
 SCORE_STAGES = ("heldout", "representation_bounds")

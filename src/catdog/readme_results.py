@@ -18,46 +18,26 @@ import math
 import sys
 from pathlib import Path
 
+from catdog.experiments import base_method
+from catdog.methods import METHODS, REFERENCE_ACCURACY
+
 START = "<!-- results:cpu:start -->"
 END = "<!-- results:cpu:end -->"
 README = Path("README.md")
 SUMMARY = Path("results/cpu/summary.csv")
 MISSING = "—"
 
-# Row order: these first, every other method after them, alphabetically.
-METHOD_ORDER = ["teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet"]
-LABELS = {
-    "teacher": "Teacher (EfficientNet-Lite2)",
-    "simclr": "SimCLR + fine-tune",
-    "simclr_imagenet": "SimCLR from ImageNet + fine-tune",
-    "kd": "KD",
-    "scratch": "Scratch (random init)",
-    "imagenet": "ImageNet + fine-tune",
-    "imagenet_kd": "ImageNet + KD",
-    "simclr_kd": "SimCLR + KD",
-}
-# The reference study's reported test accuracy, not measured here (method -> pool size -> accuracy).
-REFERENCE_ACCURACY: dict[str, dict[int, float]] = {
-    "simclr": {10000: 0.78, 6000: 0.76, 3000: 0.72},
-    "kd": {10000: 0.92, 6000: 0.84, 3000: 0.75},
-}
-
-
-def base_method(method: str) -> str:
-    """The method of a summary row; the report tags other recipes, e.g. `kd[distill.alpha=0.9]`."""
-    return method.split("[", 1)[0]
-
-
 def method_label(method: str) -> str:
     base = base_method(method)
     tag = method[len(base) :]
-    label = LABELS.get(base, base)
+    label = METHODS[base].title if base in METHODS else base
     return f"{label} {tag}" if tag else label
 
 
 def method_key(method: str) -> tuple[int, str, str]:
     base = base_method(method)
-    rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+    order = list(METHODS)
+    rank = order.index(base) if base in order else len(order)
     return rank, base, method
 
 

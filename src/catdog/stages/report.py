@@ -35,13 +35,13 @@ from catdog.experiments import (
     tag_recipes,
     workspace_run,
 )
+from catdog.methods import METHODS, REFERENCE_ACCURACY, REFERENCE_EPOCHS
 from catdog.params import flatten, read_yaml
 from catdog.profiles import DATA_STAGES, METHOD_STAGES  # stages each method needs
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
-PREFERRED_METHODS = ("teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet", "imagenet_kd",
-                     "simclr_kd")
+PREFERRED_METHODS = tuple(METHODS)
 # Table columns: (header, key in metrics/<method>.json).
 COLUMNS = (
     ("Acc", "accuracy"),
@@ -60,24 +60,9 @@ STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_
 STUDY_SOURCE = ("\"Study\" columns: the reference study's own reported test accuracy and epochs to "
                 "converge (SimCLR vs KD into MobileNetV2 at 10k / 6k / 3k unlabeled images, 420 "
                 "labeled, on a free cloud GPU), copied from its tables; not measured here.")
-STUDY_ACCURACY = {
-    "simclr": {10000: 0.78, 6000: 0.76, 3000: 0.72},
-    "kd": {10000: 0.92, 6000: 0.84, 3000: 0.75},
-}
-STUDY_EPOCHS = {
-    "simclr": {10000: 62, 6000: 57, 3000: 59},
-    "kd": {10000: 46, 6000: 35, 3000: 25},
-}
-LABELS = {
-    "teacher": "Teacher",
-    "simclr": "SimCLR",
-    "simclr_imagenet": "SimCLR from ImageNet",
-    "kd": "KD",
-    "scratch": "Scratch",
-    "imagenet": "ImageNet",
-    "imagenet_kd": "ImageNet + KD",
-    "simclr_kd": "SimCLR + KD (SimCLRv2)",
-}
+STUDY_ACCURACY = REFERENCE_ACCURACY
+STUDY_EPOCHS = REFERENCE_EPOCHS
+LABELS = {name: method.label for name, method in METHODS.items()}
 
 
 def label(method: str) -> str:
