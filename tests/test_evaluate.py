@@ -74,7 +74,7 @@ def test_writes_metrics_confusion_and_roc(workdir: Path, tiny_split) -> None:
     evaluate.main(["m"])
     metrics = json.loads((workdir / "metrics" / "m.json").read_text())
     metric_keys = set(classification_metrics(np.array([0, 1]), np.array([0.2, 0.7])))
-    assert set(metrics) == metric_keys | set(TRAIN_INFO)
+    assert set(metrics) == metric_keys | set(TRAIN_INFO) | {"ece", "corruption_accuracy"}
     for key in RATES:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["n"] == len(tiny_split)
@@ -94,6 +94,25 @@ def test_writes_metrics_confusion_and_roc(workdir: Path, tiny_split) -> None:
     assert roc[0] == (0.0, 0.0) and roc[-1] == (1.0, 1.0)
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(roc, roc[1:], strict=False))
     assert not list(workdir.rglob("*.tmp"))  # atomic writes left nothing behind
+
+    bins = read_csv(workdir / "plots" / "m" / "reliability.csv")
+    assert sum(int(b["count"]) for b in bins) == len(tiny_split)
+    ece = sum(int(b["count"]) / len(tiny_split) * abs(float(b["accuracy"]) - float(b["confidence"]))
+              for b in bins)
+    assert metrics["ece"] == pytest.approx(ece, abs=1e-5)
+    table = read_csv(workdir / "plots" / "m" / "corruptions.csv")
+    assert [int(r["severity"]) for r in table] == [0, 1, 2, 3, 4, 5]
+    assert float(table[0]["mean"]) == pytest.approx(metrics["accuracy"])  # severity 0: clean
+    assert metrics["corruption_accuracy"] == pytest.approx(np.mean([float(r["mean"]) for r in table[1:]]))
+
+
+def test_corruption_scoring_can_be_switched_off(workdir: Path) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["evaluate"]["corruption_images"] = 0
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    evaluate.main(["m"])
+    assert "corruption_accuracy" not in json.loads((workdir / "metrics" / "m.json").read_text())
+    assert read_csv(workdir / "plots" / "m" / "corruptions.csv") == []  # the header alone
 
 
 def test_inference_is_resize_and_imagenet_normalisation(tiny_split) -> None:

@@ -146,6 +146,8 @@ SCHEMA: dict[str, Spec] = {
     "distill.teacher_mode": _choice("cached", "online"),
     "distill.feature_weight": _float(0.0, 1000.0),
     "evaluate.batch_size": _BATCH,
+    "evaluate.corruption_images": _int(0),
+    "evaluate.corruption_seed": _SEED,
     "featuremaps.channels": _int(1, 64),
 }
 

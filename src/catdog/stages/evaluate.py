@@ -5,6 +5,11 @@
                                  from models/<method>.json (epochs, epochs_run, train_seconds)
   plots/<method>/confusion.csv   actual,predicted per test image (DVC confusion template)
   plots/<method>/roc.csv         fpr,tpr points of the ROC curve (DVC simple/linear template)
+  plots/<method>/reliability.csv the reliability diagram: confidence bins, their mean confidence
+                                 and accuracy (catdog.calibration); metrics hold the ECE
+  plots/<method>/corruptions.csv accuracy at each severity (0 = clean) of each common corruption
+                                 (catdog.corruptions) and their mean, on the first
+                                 evaluate.corruption_images test images (0: none)
 
 Leakage guard: this stage (and the teacher stage, for the teacher) is the only reader of
 the test split; no training stage may load it.
@@ -17,10 +22,14 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
 from sklearn.metrics import roc_curve
 
 from catdog.atomic import save_json, save_text
 from catdog.cache import load_split
+from catdog.calibration import expected_calibration_error, reliability
+from catdog.corruptions import KINDS, SEVERITIES, corrupt
 from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_csv
 from catdog.models import load_model, method_from_argv
@@ -56,6 +65,18 @@ def training_info(method: str) -> dict:
     return info
 
 
+def corruption_table(accuracy_of, images: torch.Tensor, labels: np.ndarray, seed: int
+                     ) -> list[list[float]]:
+    """Rows [severity, accuracy per kind..., mean over kinds], severity 0 being the clean images;
+    `accuracy_of(images, labels)` scores one batch of uint8 images."""
+    clean = accuracy_of(images, labels)
+    rows = [[0, *([clean] * len(KINDS)), clean]]
+    for severity in SEVERITIES:
+        accs = [accuracy_of(corrupt(images, kind, severity, seed), labels) for kind in KINDS]
+        rows.append([severity, *accs, float(np.mean(accs))])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     method = method_from_argv(argv, __doc__.splitlines()[0])
     clock = StageClock(f"evaluate-{method}")
@@ -72,6 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     metrics = classification_metrics(labels, prob_dog)
+    metrics["ece"] = expected_calibration_error(labels, prob_dog)
+    n_corrupt = min(params["evaluate"]["corruption_images"], len(test))
+    if n_corrupt:
+        def accuracy_of(images: torch.Tensor, truth: np.ndarray) -> float:
+            prob = dog_probabilities(net, images, int(meta["image_size"]), device, batch_size=batch_size)
+            return float(((prob >= 0.5) == truth).mean())
+
+        table = corruption_table(accuracy_of, test.images[:n_corrupt], labels[:n_corrupt],
+                                 params["evaluate"]["corruption_seed"])
+        metrics["corruption_accuracy"] = float(np.mean([row[-1] for row in table[1:]]))
     clash = sorted(set(metrics) & set(info))
     if clash:
         raise SystemExit(f"error: models/{method}.json reuses metric keys {clash}")
@@ -82,8 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     fpr, tpr, _ = roc_curve(labels, prob_dog)
     roc = [[f"{a:.6f}", f"{b:.6f}"] for a, b in zip(fpr, tpr, strict=True)]
     save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))
+    bins = reliability(labels, prob_dog)
+    save_text(plots / "reliability.csv", csv_text(
+        ["confidence", "accuracy", "count", "low", "high"],
+        [[f"{b['confidence']:.6f}", f"{b['accuracy']:.6f}", b["count"], b["low"], b["high"]] for b in bins]))
+    rows = [[row[0], *(f"{a:.6f}" for a in row[1:])] for row in table] if n_corrupt else []
+    save_text(plots / "corruptions.csv", csv_text(["severity", *KINDS, "mean"], rows))
     print(f"{method}: test accuracy {metrics['accuracy']:.4f}, "
-          f"ROC AUC {metrics['roc_auc']:.4f} on {metrics['n']} images")
+          f"ROC AUC {metrics['roc_auc']:.4f} on {metrics['n']} images, ECE {metrics['ece']:.4f}"
+          + (f", mean accuracy under corruption {metrics['corruption_accuracy']:.4f} "
+             f"({n_corrupt} images)" if n_corrupt else ""))
     clock.save()
 
 
