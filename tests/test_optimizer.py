@@ -56,3 +56,16 @@ def test_the_log_names_each_learning_rate_when_they_differ() -> None:
     rates = learning_rates(two)
     assert set(rates) == {"lr/backbone", "lr/head"}
     assert rates["lr/backbone"] == pytest.approx(0.25 * rates["lr/head"])
+
+
+def test_cpu_optimizers_and_backends_stay_unfused_and_untouched() -> None:
+    """The CUDA-only speed settings leave a CPU run as it was (its numbers bit-identical)."""
+    from catdog.device import fused, pick_device
+
+    benchmark = torch.backends.cudnn.benchmark
+    assert pick_device("cpu").type == "cpu" and torch.backends.cudnn.benchmark == benchmark
+    net = student()
+    assert fused(net.parameters()) == {}
+    for name in ("adamw", "sgd"):
+        opt, _ = make_optimizer(net, _cfg(name), 16)
+        assert not opt.defaults.get("fused")

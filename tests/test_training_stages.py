@@ -12,7 +12,7 @@ from conftest import committed_params, make_split
 
 from catdog.cache import HELDOUT_FILE, load_split, save_split, split_path
 from catdog.models import load_model
-from catdog.teachers import LOGITS_FILE, Teacher, save_logits, save_teacher
+from catdog.teachers import LOGITS_FILE, Teacher, load_teacher, save_logits, save_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,10 @@ def test_distill_asks_the_teacher_as_configured(workspace: Path, mode: str,
 
     monkeypatch.setattr(Teacher, "forward", count_whole)
     monkeypatch.setattr(Teacher, "forward01_with_map", count_crops)
+    loads = []
+    monkeypatch.setattr(distill, "load_teacher", lambda *a: loads.append(a) or load_teacher(*a))
     distill.main(["scratch"])
+    assert len(loads) == (mode == "online")  # cached mode never builds the teacher's backbone
     steps = 2 * (48 // 16)  # epochs x batches of pool (32) + labeled (16)
     if mode == "online":
         assert calls == {"whole": 0, "crops": steps}

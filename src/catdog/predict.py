@@ -43,11 +43,12 @@ def dog_probabilities(
     device: torch.device,
     batch_size: int = 256,
     progress: bool = False,
+    bf16: bool = True,
 ) -> np.ndarray:
     """P(Dog) for uint8 images [N, 3, S, S]: whole image resized to `image_size`, normalised.
 
     The batches run channels_last (faster on CUDA and the CPUs measured), under bf16 autocast on
-    CUDA and in full precision on the CPU.
+    CUDA unless `bf16` is False (compute.precision fp32), and in full precision on the CPU.
     """
     cuda = device.type == "cuda"
     net = net.to(device).to(memory_format=torch.channels_last).eval()
@@ -56,7 +57,7 @@ def dog_probabilities(
     for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
         batch = images[start : start + batch_size].to(device, non_blocking=cuda)
         x = eval_view(batch, image_size).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda and bf16 else nullcontext():
             logits = net(x)
         out.append(logits.float().softmax(dim=1)[:, 1].cpu())
     if not out:

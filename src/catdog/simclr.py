@@ -24,6 +24,7 @@ from catdog import representation
 from catdog.atomic import save_json
 from catdog.augment import eval_view, simclr_views
 from catdog.cache import HELDOUT_FILE, load_split, split_path
+from catdog.device import fused
 from catdog.knn import knn_accuracy
 from catdog.models import FEATURE_DIM, encoder, save_model
 from catdog.precision import autocast
@@ -74,13 +75,15 @@ def pretrain(net: nn.Module, cfg: dict, device: torch.device, seed: int, generat
     if len(pool) < 2:
         raise SystemExit("error: SimCLR needs at least 2 pool images")
     images = pool.images.to(device)
+    # the monitor's images, moved to the device once (not every epoch)
+    lab_images, val_images, held_images = (s.images.to(device) for s in (labeled, val, held))
 
     backbone = encoder(net)
     head = SimCLRProjectionHead(FEATURE_DIM, FEATURE_DIM, cfg["proj_dim"])
     model = prepare_model(nn.ModuleDict({"backbone": backbone, "head": head}), device)
-    criterion = NTXentLoss(temperature=cfg["temperature"])  # normalised-temperature cross entropy
+    criterion = nt_xent(cfg["temperature"], device)  # normalised-temperature cross entropy
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9,
-                                weight_decay=cfg["weight_decay"])
+                                weight_decay=cfg["weight_decay"], **fused(model.parameters()))
     steps = steps_per_epoch(len(pool), cfg["batch_size"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(cfg["epochs"] * steps, cfg["warmup_epochs"] * steps))
@@ -97,11 +100,11 @@ def pretrain(net: nn.Module, cfg: dict, device: torch.device, seed: int, generat
         return {"train/loss": (total / len(order)).item()}
 
     def validate(epoch: int) -> dict[str, float]:
-        bank = embed(backbone, labeled.images, size, device).cpu()
-        query = embed(backbone, val.images, size, device).cpu()
+        bank = embed(backbone, lab_images, size, device).cpu()
+        query = embed(backbone, val_images, size, device).cpu()
         row = {"val/knn_acc": knn_accuracy(bank, labeled.labels, query, val.labels, cfg["knn_k"])}
         if epoch % cfg["probe_every"] == 0 or epoch == cfg["epochs"]:
-            held_x = embed(backbone, held.images, size, device).cpu()
+            held_x = embed(backbone, held_images, size, device).cpu()
             got = representation.score((bank, labeled.labels), (query, val.labels),
                                        (held_x, held.labels), cfg["knn_k"])
             row |= {"val/probe_acc": got["probe_val"], "heldout/probe_agree": got["probe_agree"]}
@@ -122,3 +125,29 @@ def pretrain(net: nn.Module, cfg: dict, device: torch.device, seed: int, generat
           f"{last['val/knn_acc']:.3f}, linear probe val {last['val/probe_acc']:.3f}, agreement with "
           f"the teacher {last['heldout/probe_agree']:.3f}", file=sys.stderr)
     return result
+
+
+class SyncFreeNTXent(nn.Module):
+    """NT-Xent (SimCLR's normalised-temperature cross entropy) with in-batch negatives, equal to
+    lightly's NTXentLoss without a memory bank, but with no host-device sync: the self-similarity
+    diagonal is masked to -inf in place (masked_fill) instead of dropped by boolean indexing, so
+    the logits keep a static shape. Used on CUDA; the CPU keeps lightly's loss (bit-identical
+    results with earlier runs)."""
+
+    def __init__(self, temperature: float = 0.5):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:
+        n = out0.shape[0]
+        z = nn.functional.normalize(torch.cat([out0, out1]), dim=1)  # [2n, d]: view 0, then view 1
+        logits = (z @ z.T) / self.temperature
+        self_pair = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+        logits = logits.masked_fill(self_pair, float("-inf"))
+        positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)  # the other view
+        return nn.functional.cross_entropy(logits, positive)
+
+
+def nt_xent(temperature: float, device: torch.device) -> nn.Module:
+    """The NT-Xent loss for `device`: the sync-free one on CUDA, lightly's elsewhere."""
+    return SyncFreeNTXent(temperature) if device.type == "cuda" else NTXentLoss(temperature=temperature)

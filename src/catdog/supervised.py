@@ -14,6 +14,7 @@ from torch import nn
 from catdog.atomic import save_json
 from catdog.augment import eval_view
 from catdog.cache import Split
+from catdog.device import fused
 from catdog.models import save_model
 from catdog.train_loop import Result, autocast, cosine_with_warmup, fingerprint, steps_per_epoch, train
 
@@ -50,12 +51,13 @@ def make_optimizer(net: nn.Module, cfg: dict, n_images: int, backbone_lr_scale: 
     total = cfg["epochs"] * steps
     groups = param_groups(net, cfg["weight_decay"], cfg["lr"], backbone_lr_scale)
     if cfg["optimizer"] == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=SGD_MOMENTUM, nesterov=True)
+        optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=SGD_MOMENTUM, nesterov=True,
+                                    **fused(net.parameters()))
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=ONE_CYCLE_WARMUP,
             cycle_momentum=False)
         return optimizer, scheduler
-    optimizer = torch.optim.AdamW(groups, lr=cfg["lr"])
+    optimizer = torch.optim.AdamW(groups, lr=cfg["lr"], **fused(net.parameters()))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total, steps))
     return optimizer, scheduler
 

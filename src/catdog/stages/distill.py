@@ -56,18 +56,19 @@ def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "distill")
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
-    teacher = load_teacher(TEACHER_FILE, device)
+    online = cfg["teacher_mode"] == "online"
+    # Online mode asks the teacher about every crop; cached mode reads its logits and never loads it.
+    teacher = load_teacher(TEACHER_FILE, device) if online else None
 
     # Training set: labeled images first (with labels), then the unlabeled pool.
     images = torch.cat([labeled.images, pool.images]).to(device)
     labels = torch.cat([labeled.labels, torch.full((len(pool),), -1)]).to(device)
-    online = cfg["teacher_mode"] == "online"
     # Cached mode: the teacher's logits of the whole images, computed once by teacher_logits.
     soft_targets = None if online else load_logits(LOGITS_FILE, labeled.files + pool.files).to(device)
 
     net = prepare_model(initial_model(args.init), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
-    adapter = nn.Conv2d(FEATURE_DIM, teacher.dim, 1) if cfg["feature_weight"] > 0 else None
+    adapter = nn.Conv2d(FEATURE_DIM, teacher.dim, 1) if teacher and cfg["feature_weight"] > 0 else None
     trained = nn.ModuleDict({"net": net, **({"adapter": adapter} if adapter else {})})
     trained = prepare_model(trained, device)
     optimizer, scheduler = make_optimizer(trained, cfg, len(images))

@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     info = training_info(method)
     test = load_split("test")
     labels = test.labels.numpy()
+    bf16 = params["compute"]["precision"] != "fp32"  # on CUDA; the CPU scores in fp32
     prob_dog = dog_probabilities(
-        net, test.images, int(meta["image_size"]), device, batch_size=batch_size, progress=True
+        net, test.images, int(meta["image_size"]), device, batch_size=batch_size, progress=True, bf16=bf16
     )
 
     metrics = classification_metrics(labels, prob_dog)
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     n_corrupt = min(params["evaluate"]["corruption_images"], len(test))
     if n_corrupt:
         def accuracy_of(images: torch.Tensor, truth: np.ndarray) -> float:
-            prob = dog_probabilities(net, images, int(meta["image_size"]), device, batch_size=batch_size)
+            prob = dog_probabilities(net, images, int(meta["image_size"]), device, batch_size=batch_size,
+                                     bf16=bf16)
             return float(((prob >= 0.5) == truth).mean())
 
         table = corruption_table(accuracy_of, test.images[:n_corrupt], labels[:n_corrupt],
