@@ -159,3 +159,23 @@ def test_stage_clock_adds_the_seconds_of_interrupted_runs(tmp_path: Path,
     seconds = StageClock("distill-kd").save(carried=100.0)
     assert 100.0 <= seconds < 101.0
     assert json.loads((tmp_path / "metrics/time/distill-kd.json").read_text()) == {"seconds": seconds}
+
+
+@pytest.mark.parametrize(("every", "saved"), [(1, [1, 2, 3, 4, 5]), (2, [2, 4, 5]), (0, [])])
+def test_checkpoints_are_written_every_n_epochs_and_after_the_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: int, saved: list[int]) -> None:
+    from catdog import train_loop
+
+    written = []
+    real_save = train_loop.save_torch
+    monkeypatch.setattr(train_loop, "save_torch",
+                        lambda path, blob: written.append(blob["state"].epoch) or real_save(path, blob))
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    checkpoint = tmp_path / "ck.pt"
+    train_loop.train(model, opt, sched, torch.Generator(), lambda e: {"train/loss": 0.0},
+                     lambda e: {"val/acc": float(e)}, epochs=5, monitor="val/acc", checkpoint=checkpoint,
+                     live_dir=tmp_path / "live", run_id="x", checkpoint_every=every)
+    assert written == saved
+    assert checkpoint.is_file() == bool(saved)

@@ -103,6 +103,7 @@ SCHEMA: dict[str, Spec] = {
     "compute.device": _choice("auto", "cpu", "cuda"),
     "compute.threads": _int(0, 1024),
     "compute.precision": _choice("auto", "fp32", "bf16"),
+    "compute.checkpoint_every": _int(0, 10_000),
     "train.seed": _SEED,
     "teacher.arch": _choice("efficientnet_lite2", "resnet50"),
     "teacher.image_size": _PX,

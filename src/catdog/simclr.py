@@ -67,7 +67,7 @@ def simclr_loss(backbone: nn.Module, head: nn.Module, criterion: nn.Module, batc
 
 
 def pretrain(net: nn.Module, cfg: dict, device: torch.device, seed: int, generator: torch.Generator,
-             method: str, stem: str) -> Result:
+             method: str, stem: str, checkpoint_every: int = 1) -> Result:
     """SimCLR on the pool from `net`'s weights, with the recipe `cfg` (the params a pretrain stage
     reads); resumable, scored as it goes; writes the files named in the module docstring."""
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
@@ -114,7 +114,7 @@ def pretrain(net: nn.Module, cfg: dict, device: torch.device, seed: int, generat
     result = train(model, optimizer, scheduler, generator, train_epoch, validate,
                    epochs=cfg["epochs"], monitor="val/knn_acc", checkpoint=Path(f"checkpoints/{stem}.pt"),
                    live_dir=Path(f"dvclive/{stem}"), run_id=fingerprint({**cfg, "seed": seed}, inputs),
-                   keep="last")
+                   keep="last", checkpoint_every=checkpoint_every)
     save_model(Path(f"models/{stem}.pt"), net, method=f"{method}-pretrain", image_size=size)
     save_json(Path(f"models/{stem}.json"), result.info() | {"best_knn_acc": result.best_value})
     last = result.history[-1]

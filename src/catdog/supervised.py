@@ -83,7 +83,8 @@ def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
                   scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
                   train_epoch: Callable[[int], dict[str, float]], val: Split, cfg: dict,
                   device: torch.device, *, stage: str, method: str, init: str,
-                  inputs: list[Path], trained: nn.Module | None = None) -> Result:
+                  inputs: list[Path], trained: nn.Module | None = None,
+                  checkpoint_every: int = 1) -> Result:
     """Train with early stopping on val, then write models/<method>.pt and .json.
 
     `trained` is what the optimizer updates and the checkpoint holds, when it is more than `net`
@@ -94,7 +95,7 @@ def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
                    epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],
                    checkpoint=Path(f"checkpoints/{stage}-{method}.pt"),
                    live_dir=Path(f"dvclive/{stage}-{method}"),
-                   run_id=fingerprint({**cfg, "init": init}, inputs))
+                   run_id=fingerprint({**cfg, "init": init}, inputs), checkpoint_every=checkpoint_every)
     save_model(Path(f"models/{method}.pt"), net, method=method, image_size=size)
     best = result.history[result.best_epoch - 1]
     # val_accuracy: what tuning compares (never test); eval_size: the side val and test see.

@@ -15,7 +15,6 @@ another configuration is ignored, never resumed.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import random
@@ -253,7 +252,8 @@ def _one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     state.history.append(row)
     if row[monitor] > state.best_value:
         state.best_value, state.best_epoch, state.bad_epochs = row[monitor], epoch, 0
-        state.best_weights = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+        # a copy on the model's own device: no device-to-host transfer on every improvement
+        state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     else:
         state.bad_epochs += 1
     state.epoch = epoch
@@ -275,10 +275,13 @@ def train(
     run_id: str,
     patience: int | None = None,
     keep: str = "best",
+    checkpoint_every: int = 1,
 ) -> Result:
     """Train with checkpoints, resume, early stopping on `monitor` (higher is better) and dvclive.
 
     keep="best" leaves the best-val weights in `model` at the end; keep="last" the final ones.
+    A checkpoint is written every `checkpoint_every` epochs and after the last (compute.
+    checkpoint_every; 0: never, so an interrupted run starts again from epoch 1).
     """
     state = _State()
     resumed_seconds = 0.0
@@ -308,12 +311,14 @@ def train(
         while not state.finished and state.epoch < epochs:
             _one_epoch(model, optimizer, train_epoch, validate, state,
                        epochs=epochs, monitor=monitor, patience=patience)
-            save_torch(checkpoint, {
-                "run_id": run_id, "runtime": here, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(generator), "state": state,
-            })
-            saved = state.epoch
+            due = checkpoint_every > 0 and (state.epoch % checkpoint_every == 0 or state.finished)
+            if due:
+                save_torch(checkpoint, {
+                    "run_id": run_id, "runtime": here, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(generator), "state": state,
+                })
+                saved = state.epoch
             row = state.history[-1]
             _replay(live, [row])
             bar.update(1)
@@ -321,7 +326,10 @@ def train(
                              if k != "epoch" and not k.startswith("lr")})
     except KeyboardInterrupt:
         bar.close()
-        done = f"after epoch {saved}, saved in {checkpoint}" if saved else "before epoch 1 ended"
+        if not checkpoint_every:
+            raise SystemExit("interrupted: compute.checkpoint_every is 0, so the next run starts "
+                             "again from epoch 1") from None
+        done = f"after epoch {saved}, saved in {checkpoint}" if saved else "before a checkpoint was saved"
         raise SystemExit(f"interrupted {done}: run the stage again to resume") from None
     bar.close()
     if keep == "best" and state.best_weights is not None:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs += [] if online else [LOGITS_FILE]
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
-                           trained=trained)
+                           trained=trained, checkpoint_every=params["compute"]["checkpoint_every"])
     clock.save(carried=result.resumed_seconds)
 
 

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [split_path("labeled"), split_path("val")]
     inputs += [PRETRAINED[method]] if method in PRETRAINED else []
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
-                           device, stage="finetune", method=method, init=method, inputs=inputs)
+                           device, stage="finetune", method=method, init=method, inputs=inputs,
+                           checkpoint_every=params["compute"]["checkpoint_every"])
     clock.save(carried=result.resumed_seconds)
 
 

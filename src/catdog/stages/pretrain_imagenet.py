@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     choose_precision(compute, device, cfg["image_size"], cfg["batch_size"])
     generator = seed_everything(seed, device)
     result = pretrain(imagenet_student(), cfg, device, seed, generator, method="simclr_imagenet",
-                      stem="pretrain_imagenet")
+                      stem="pretrain_imagenet", checkpoint_every=compute["checkpoint_every"])
     clock.save(carried=result.resumed_seconds)
 
 
