@@ -52,4 +52,4 @@ for seed in $seeds; do
     fi
   done
 done
-python -m catdog.stages.report --runs-dir "$runs" --out "$out"
+python -m catdog.report --runs-dir "$runs" --out "$out"

@@ -42,7 +42,7 @@ def test_plots_and_artifacts_cover_every_student() -> None:
 def test_profiles_report_and_readme_read_the_registry() -> None:
     from catdog.profiles import METHOD_STAGES
     from catdog.readme_results import method_label
-    from catdog.stages.report import PREFERRED_METHODS, label
+    from catdog.report import PREFERRED_METHODS, label
 
     assert list(METHOD_STAGES) == list(METHODS) == list(PREFERRED_METHODS)
     for name, method in METHODS.items():

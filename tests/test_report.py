@@ -113,7 +113,7 @@ def test_load_runs_reads_every_experiment_once(exp_repo: Path) -> None:
 
 def test_report_tables_plot_and_csv(exp_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    run([sys.executable, "-m", "catdog.stages.report", "--out", str(out)], exp_repo)
+    run([sys.executable, "-m", "catdog.report", "--out", str(out)], exp_repo)
     md = (out / "report.md").read_text()
     rows = {line.split(" | ")[0] + " @ " + section: line
             for section, body in (s.split("\n", 1) for s in md.split("\n## ")[1:])
@@ -170,7 +170,7 @@ def test_report_workspace_only_without_commits(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("data:\n  size: 6000\n  seed: 0\npretrain:\n  seed: 0\n")
     (tmp_path / "fake_train.py").write_text(FAKE_TRAIN)
     run([sys.executable, "fake_train.py"], tmp_path)
-    run([sys.executable, "-m", "catdog.stages.report"], tmp_path)
+    run([sys.executable, "-m", "catdog.report"], tmp_path)
     md = (tmp_path / "reports" / "report.md").read_text()
     assert "| 6k | 1 | 0.560 | 0.570 | 0.550 | 0.580 | 0.540 | 0.76 |" in md
     assert (tmp_path / "reports" / "accuracy_vs_size.png").is_file()
@@ -216,7 +216,7 @@ def test_parse_skips_queued_failed_and_duplicates() -> None:
 
 def test_runs_of_other_recipes_are_rows_apart_and_only_seeds_are_pooled() -> None:
     from catdog.experiments import make_run, tag_recipes
-    from catdog.stages.report import label, params_of_method, summarize
+    from catdog.report import label, params_of_method, summarize
 
     declared = {"pool": ["data.size"], "pretrain": ["pretrain", "train.seed"],
                 "finetune": ["finetune", "train.seed"], "teacher": ["teacher"],
@@ -274,7 +274,7 @@ def test_a_baseline_reports_the_params_its_metrics_were_made_with() -> None:
 
 
 def test_winner_within_one_std_is_not_called_a_clear_win() -> None:
-    from catdog.stages.report import winners
+    from catdog.report import winners
 
     def row(method: str, mean: float, std: float) -> dict:
         return {"method": method, "size": 3000, "runs": 3, "accuracy_mean": mean,
@@ -297,7 +297,7 @@ def test_winner_within_one_std_is_not_called_a_clear_win() -> None:
 
 
 def test_representation_scores_sit_beside_their_floor_per_pool_size(tmp_path: Path) -> None:
-    from catdog.stages.report import representation_scores, representation_table
+    from catdog.report import representation_scores, representation_table
 
     def snapshot(name: str, size: int, files: dict[str, dict]) -> None:
         folder = tmp_path / name

@@ -148,7 +148,7 @@ def test_fingerprint_covers_the_code_the_stage_runs_only() -> None:
     assert done.returncode == 0, done.stderr[-1500:]
     files = set(done.stdout.split())
     assert {"stages/finetune.py", "supervised.py", "train_loop.py", "augment.py"} <= files
-    assert not {"stages/report.py", "simclr.py", "distillation.py", "tuning.py"} & files
+    assert not {"report.py", "simclr.py", "distillation.py", "tuning.py"} & files
 
 
 def test_stage_clock_adds_the_seconds_of_interrupted_runs(tmp_path: Path,
