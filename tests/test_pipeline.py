@@ -70,7 +70,7 @@ def quick_run(repo_copy: Path, env: dict[str, str]) -> str:
 
 def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: str) -> None:
     profile = load_profile("quick", base=repo_copy / "params.yaml", root=repo_copy / "profiles")
-    assert profile.methods == ["teacher", "simclr", "kd", "scratch", "imagenet"]
+    assert profile.methods == ["teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet"]
     for method in profile.methods:
         metrics = json.loads((repo_copy / f"metrics/{method}.json").read_text())
         assert 0.0 <= metrics["accuracy"] <= 1.0
@@ -85,12 +85,20 @@ def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: st
         assert info["recall_cat"] > 0.1 and info["recall_dog"] > 0.1, method
         assert info["roc_auc"] > 0.55, method
         assert len(list((repo_copy / f"plots/{method}/featuremaps").glob("*.png"))) == 10
+        assert 0.0 <= info["ece"] <= 0.5 and 0.0 <= info["corruption_accuracy"] <= 1.0, method
+        assert (repo_copy / f"plots/{method}/reliability.csv").is_file()
     assert (repo_copy / "dvclive/pretrain/plots/metrics/val/knn_acc.tsv").is_file()
+    # Each pretraining's representation score, with the floor and ceiling beside it.
+    scores = {p.stem: json.loads(p.read_text())
+              for p in (repo_copy / "metrics/representation").glob("*.json")}
+    assert set(scores) == {"simclr", "simclr_imagenet", "bounds"}
+    assert scores["bounds"]["imagenet"]["probe_agree"] > scores["bounds"]["random"]["probe_agree"]
+    assert (repo_copy / "dvclive/pretrain_imagenet/plots/metrics/heldout/probe_agree.tsv").is_file()
     # Every stage the profile ran records its wall time as a metric: metrics/time/<stage>.json.
     listed = _run(["dvc", "stage", "list", "--name-only"], repo_copy, os.environ | {
         "PATH": f"{repo_copy}/.venv/bin:" + os.environ["PATH"]})
     stages = {line.split()[0].replace("@", "-") for line in listed.splitlines()}
-    assert len(stages) == 25 and {"teacher_score", "teacher_logits", "distill-imagenet_kd"} <= stages
+    assert len(stages) == 31 and {"teacher_score", "teacher_logits", "distill-imagenet_kd"} <= stages
     times = {p.stem: json.loads(p.read_text())["seconds"]
              for p in (repo_copy / "metrics/time").glob("*.json")}
     assert set(times) == profile.stages() and profile.stages() <= stages
@@ -108,7 +116,7 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
     targets = ["evaluate@simclr", "evaluate@kd"]  # skip the pictures: faster
     out = _run(["dvc", "exp", "run", "-S", "data.size=300", *targets], repo_copy, env)
     # The teacher's logits of the 2,000-image pool serve the 300-image one: no teacher rerun.
-    for stage in ("fetch", "prepare", "teacher", "teacher_logits"):
+    for stage in ("fetch", "prepare", "teacher", "teacher_logits", "heldout"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     for stage in ("pool", "pretrain", "finetune@simclr", "distill@kd", "evaluate@kd"):
         assert f"Running stage '{stage}'" in out
