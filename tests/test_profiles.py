@@ -38,12 +38,12 @@ def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> No
     args = run_args(profile, 3000)
     assert args[args.index("data.size=3000") - 1] == "-S"
     assert "distill.epochs=" + str(profile.sizes[3000]["distill.epochs"]) in args
-    assert args[-11:] == ["teacher_score", "evaluate@simclr", "featuremaps@simclr",
+    assert args[-12:] == ["teacher_score", "evaluate@simclr", "featuremaps@simclr",
                           "evaluate@simclr_imagenet", "featuremaps@simclr_imagenet", "evaluate@kd",
                           "featuremaps@kd", "evaluate@scratch", "featuremaps@scratch",
-                          "evaluate@imagenet", "featuremaps@imagenet"]
+                          "evaluate@imagenet", "featuremaps@imagenet", "representation_bounds"]
     overrides = run_args(profile, 3000, targets=False)  # a val-only sweep names its own stages
-    assert overrides == args[:-11] and overrides[::2] == ["-S"] * (len(overrides) // 2)
+    assert overrides == args[:-12] and overrides[::2] == ["-S"] * (len(overrides) // 2)
 
 
 @pytest.mark.parametrize(("doc", "message"), [

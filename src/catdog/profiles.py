@@ -53,6 +53,8 @@ class Profile:
         out: list[str] = []
         for m in self.methods:
             out += ["teacher_score"] if m == "teacher" else [f"evaluate@{m}", f"featuremaps@{m}"]
+        if any(m.startswith("simclr") for m in self.methods):
+            out.append("representation_bounds")  # the floor and ceiling beside SimCLR's score
         return out
 
     def stages(self) -> set[str]:
