@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from catdog.cache import Split, save_split, split_path
+from catdog.logistic_head import C_GRID
 from catdog.teachers import (
     RESNET50_FILE,
     TEACHER_FILE,
@@ -143,7 +144,7 @@ def test_stages_fit_then_score_end_to_end(shared_zip: Path, repo_root: Path, tmp
         save_split(split_path(name), make_split(shared_zip, per_class, size=128, offset=offset))
     stage.main()  # fits without a test split on disk: it never reads one
     fitted = json.loads(Path("models/teacher.json").read_text())
-    assert fitted["C"] in stage.C_GRID and 0.0 <= fitted["val_accuracy"] <= 1.0
+    assert fitted["C"] in C_GRID and 0.0 <= fitted["val_accuracy"] <= 1.0
     assert not Path(teacher_score.METRICS_FILE).exists()
     save_split(split_path("test"), make_split(shared_zip, 10, size=128, offset=600))
     teacher_score.main()
@@ -165,7 +166,7 @@ def test_fit_head_breaks_val_ties_by_log_loss() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
 
-    from catdog.logistic_head import C_GRID, fit_head
+    from catdog.logistic_head import fit_head
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 20)
