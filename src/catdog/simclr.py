@@ -144,7 +144,8 @@ class SyncFreeNTXent(nn.Module):
         logits = (z @ z.T) / self.temperature
         self_pair = torch.eye(2 * n, dtype=torch.bool, device=z.device)
         logits = logits.masked_fill(self_pair, float("-inf"))
-        positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)  # the other view
+        index = torch.arange(2 * n, device=z.device)
+        positive = (index + n) % (2 * n)  # each view's pair is the other view of its image
         return nn.functional.cross_entropy(logits, positive)
 
 
