@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from catdog.cache import Split
+from catdog.cache import INDEX_FILE, Split
 from catdog.images import decode
 
 
@@ -38,6 +38,13 @@ def decode_many(root: Path, files: list[str], size: int, desc: str) -> torch.Ten
     if not arrays:
         return torch.empty((0, 3, size, size), dtype=torch.uint8)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_index() -> pd.DataFrame:
+    """data/prepared/index.csv (the prepare stage's list of usable photos); one-line error if absent."""
+    if not INDEX_FILE.is_file():
+        raise SystemExit(f"error: {INDEX_FILE} not found: run the prepare stage first")
+    return pd.read_csv(INDEX_FILE)
 
 
 def pool_rows(index: pd.DataFrame, stop: int, key: str, start: int = 0) -> pd.DataFrame:

@@ -60,8 +60,6 @@ STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_
 STUDY_SOURCE = ("\"Study\" columns: the reference study's own reported test accuracy and epochs to "
                 "converge (SimCLR vs KD into MobileNetV2 at 10k / 6k / 3k unlabeled images, 420 "
                 "labeled, on a free cloud GPU), copied from its tables; not measured here.")
-STUDY_ACCURACY = REFERENCE_ACCURACY
-STUDY_EPOCHS = REFERENCE_EPOCHS
 LABELS = {name: method.label for name, method in METHODS.items()}
 
 
@@ -132,7 +130,7 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 def method_table(method: str, rows: list[dict[str, object]]) -> str:
     """Rows = pool sizes, columns = Acc, Prec-C, Rec-C, Prec-D, Rec-D (+ the study's Acc)."""
-    study = STUDY_ACCURACY.get(base_method(method), {})
+    study = REFERENCE_ACCURACY.get(base_method(method), {})
     header = ["Pool", "Runs"] + [h for h, _ in COLUMNS] + (["Study Acc"] if study else [])
     body = []
     for row in (r for r in rows if r["method"] == method):
@@ -146,13 +144,13 @@ def method_table(method: str, rows: list[dict[str, object]]) -> str:
 
 def epochs_table(methods: list[str], rows: list[dict[str, object]]) -> str:
     """Rows = pool sizes, columns = epochs to converge per method, then the study's."""
-    sizes = sorted({int(r["size"]) for r in rows} | {s for v in STUDY_EPOCHS.values() for s in v})
+    sizes = sorted({int(r["size"]) for r in rows} | {s for v in REFERENCE_EPOCHS.values() for s in v})
     by_key = {(r["method"], int(r["size"])): r for r in rows}
-    header = ["Pool"] + [label(m) for m in methods] + [f"{label(m)} (study)" for m in STUDY_EPOCHS]
+    header = ["Pool"] + [label(m) for m in methods] + [f"{label(m)} (study)" for m in REFERENCE_EPOCHS]
     body = [
         [size_label(size)]
         + [cell(by_key.get((m, size)), "epochs", digits=1) for m in methods]
-        + [str(STUDY_EPOCHS[m].get(size, "–")) for m in STUDY_EPOCHS]
+        + [str(REFERENCE_EPOCHS[m].get(size, "–")) for m in REFERENCE_EPOCHS]
         for size in reversed(sizes)
     ]
     return markdown_table(header, body)
@@ -300,8 +298,8 @@ def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]])
         ax.errorbar(
             sizes, means, yerr=errs, color=color, marker="o", capsize=4, label=label(method)
         )
-        if method in STUDY_ACCURACY:  # drawn once, beside the method's untagged row
-            study = sorted(STUDY_ACCURACY[method].items())
+        if method in REFERENCE_ACCURACY:  # drawn once, beside the method's untagged row
+            study = sorted(REFERENCE_ACCURACY[method].items())
             ax.plot(
                 [s for s, _ in study],
                 [a for _, a in study],

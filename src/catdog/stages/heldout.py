@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
-from catdog.cache import HELDOUT_FILE, INDEX_FILE, RAW_IMAGES, Split, save_split
-from catdog.decode_splits import pool_rows, rows_split
+from catdog.cache import HELDOUT_FILE, RAW_IMAGES, Split, save_split
+from catdog.decode_splits import pool_rows, read_index, rows_split
 from catdog.device import pick_device
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
@@ -25,10 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     clock = StageClock("heldout")
     params = load_or_exit()
     data, compute = params["data"], params["compute"]
-    if not INDEX_FILE.is_file():
-        raise SystemExit(f"error: {INDEX_FILE} not found: run the prepare stage first")
     stop = data["max_size"] + data["heldout"]
-    rows = pool_rows(pd.read_csv(INDEX_FILE), stop, "data.max_size + data.heldout", start=data["max_size"])
+    rows = pool_rows(read_index(), stop, "data.max_size + data.heldout", start=data["max_size"])
     images = rows_split(rows, RAW_IMAGES.parent, data["image_size"], "heldout")
     device = pick_device(compute["device"], compute["threads"])
     teacher = load_teacher(TEACHER_FILE, device)

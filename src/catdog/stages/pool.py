@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
-from catdog.cache import INDEX_FILE, POOL_FILE, RAW_IMAGES, save_split
-from catdog.decode_splits import pool_rows, rows_split
+from catdog.cache import POOL_FILE, RAW_IMAGES, save_split
+from catdog.decode_splits import pool_rows, read_index, rows_split
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
 
@@ -20,9 +18,7 @@ from catdog.stage_time import StageClock
 def main(argv: list[str] | None = None) -> None:
     clock = StageClock("pool")
     data = load_or_exit()["data"]
-    if not INDEX_FILE.is_file():
-        raise SystemExit(f"error: {INDEX_FILE} not found: run the prepare stage first")
-    rows = pool_rows(pd.read_csv(INDEX_FILE), data["size"], "data.size")
+    rows = pool_rows(read_index(), data["size"], "data.size")
     pool = rows_split(rows, RAW_IMAGES.parent, data["image_size"], "pool")
     save_split(POOL_FILE, pool)
     cats = int((pool.labels == 0).sum())

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
 import torch
 
-from catdog.cache import INDEX_FILE, RAW_IMAGES, load_split
-from catdog.decode_splits import pool_rows, rows_split
+from catdog.cache import RAW_IMAGES, load_split
+from catdog.decode_splits import pool_rows, read_index, rows_split
 from catdog.device import pick_device
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
@@ -33,9 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     clock = StageClock("teacher_logits")
     params = load_or_exit()
     data, compute = params["data"], params["compute"]
-    if not INDEX_FILE.is_file():
-        raise SystemExit(f"error: {INDEX_FILE} not found: run the prepare stage first")
-    rows = pool_rows(pd.read_csv(INDEX_FILE), data["max_size"], "data.max_size")
+    rows = pool_rows(read_index(), data["max_size"], "data.max_size")
     device = pick_device(compute["device"], compute["threads"])
     teacher = load_teacher(TEACHER_FILE, device)
     precision = choose_teacher_precision(teacher, compute["precision"], device)
