@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SimCLR's recipe and compute curve at one pool size, read on val and teacher agreement only
+# (never test): one DVC queue experiment per point, each running pretrain and finetune@simclr
+# (no evaluate stage, so test is never scored), then results/tuning/simclr/ (catdog.simclr_sweep):
+# every point's representation score (linear probe val / teacher agreement, kNN) and fine-tuned
+# val beside the random-init floor and the ImageNet ceiling, the compute curve (score against
+# pretraining epochs) and the recipe points (one knob changed from the profile's recipe each).
+#
+#   bash scripts/tune-simclr.sh                 # the cpu profile at the 3k pool: ~100 min on 2 cores
+#   SIZE=10000 POINTS="pretrain.epochs=15" bash scripts/tune-simclr.sh
+#
+# POINTS lists one experiment per word, each a comma-joined set of overrides (default below: the
+# compute curve at 0.5x-4x of the profile's 3k budget of 30 epochs, then one knob at a time).
+# The data stages come from the run cache when an earlier run made them. Results: `dvc exp show`.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
+size="${SIZE:-3000}"
+points="${POINTS:-pretrain.epochs=30 pretrain.temperature=0.5 pretrain.epochs=60
+  pretrain.epochs=120 pretrain.epochs=15 pretrain.temperature=0.1 pretrain.weight_decay=0.0005
+  pretrain.image_size=96,pretrain.epochs=13}"
+# The cpu profile's overrides for this size, without its scoring targets.
+mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
+for point in $points; do
+  IFS=, read -ra pairs <<<"$point"
+  args=()  # the profile's overrides, but the point's value for any key the point sets
+  for ((i = 1; i < ${#profile[@]}; i += 2)); do
+    [[ ",$point" == *",${profile[i]%%=*}="* ]] || args+=(-S "${profile[i]}")
+  done
+  for pair in "${pairs[@]}"; do args+=(-S "$pair"); done
+  dvc exp run --queue -S "data.source=$source" "${args[@]}" "$@" finetune@simclr
+done
+dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
+# (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
+while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
+dvc queue status
+python -m catdog.simclr_sweep --out "${OUT:-results/tuning/simclr}" --where "data.size=$size"

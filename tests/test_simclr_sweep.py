@@ -1,0 +1,78 @@
+"""SimCLR's sweep read from `dvc exp show`: what each point changed, the compute curve, the bounds."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from catdog.simclr_sweep import common_recipe, compute_curve, label, main, sweep_points
+
+
+def _entry(name: str, agree: float | None, size: int = 3000, **pretrain: float) -> dict:
+    recipe = {"epochs": 30, "temperature": 0.2, "lr": 0.3} | pretrain
+    metrics = {"metrics/time/pretrain.json": {"data": {"seconds": 60.0 * recipe["epochs"]}}}
+    if agree is not None:
+        metrics["metrics/representation/simclr.json"] = {
+            "data": {"probe_val": agree + 0.01, "probe_agree": agree, "knn_val": agree - 0.01}}
+        metrics["models/simclr.json"] = {"data": {"val_accuracy": agree + 0.02, "epochs": 9}}
+    params = {"pretrain": recipe, "data": {"size": size, "val": 180, "heldout": 2000}}
+    return {"rev": name * 8, "name": name, "data": {"params": {"params.yaml": {"data": params}},
+                                                   "metrics": metrics}}
+
+
+def _show() -> list[dict]:
+    points = [_entry("e30", 0.59), _entry("e15", 0.57, epochs=15), _entry("e60", 0.60, epochs=60),
+              _entry("e120", 0.61, epochs=120), _entry("t05", 0.63, temperature=0.5),
+              _entry("t05e60", 0.64, temperature=0.5, epochs=60), _entry("big", 0.9, size=10000)]
+    bounds = _entry("bounds", None)
+    bounds["data"]["metrics"]["metrics/representation/bounds.json"] = {"data": {
+        "random": {"probe_val": 0.57, "probe_agree": 0.56, "knn_val": 0.56},
+        "imagenet": {"probe_val": 0.87, "probe_agree": 0.79, "knn_val": 0.82}}}
+    exps = [{"executor": {"state": "success"}, "revs": [e]} for e in [*points, bounds]]
+    exps.append({"executor": {"state": "failed"}, "revs": [_entry("broken", 0.99)]})
+    return [{**_entry("base", 0.99), "experiments": exps}]
+
+
+def test_points_name_what_they_changed_from_the_common_recipe() -> None:
+    points, bounds = sweep_points(_show(), {"data.size": 3000})
+    by_name = {p["name"]: p for p in points}
+    assert set(by_name) == {"e30", "e15", "e60", "e120", "t05", "t05e60"}  # not failed, other size, baseline
+    assert by_name["e30"]["changed"] == {}
+    assert label(by_name["e30"]) == "common recipe"
+    assert by_name["t05e60"]["changed"] == {"pretrain.temperature": 0.5, "pretrain.epochs": 60}
+    assert by_name["e60"]["finetune_val"] == pytest.approx(0.62)
+    assert bounds["random"]["probe_agree"] == 0.56
+
+
+def test_common_recipe_is_the_value_most_points_share() -> None:
+    points, _ = sweep_points(_show(), {"data.size": 3000})
+    base = common_recipe(points)
+    assert base["pretrain.epochs"] == 30 and base["pretrain.temperature"] == 0.2
+
+
+def test_compute_curve_holds_only_points_that_changed_the_epochs_alone() -> None:
+    points, _ = sweep_points(_show(), {"data.size": 3000})
+    assert [p["name"] for p in compute_curve(points)] == ["e15", "e30", "e60", "e120"]
+
+
+def test_cli_writes_the_table_ranked_by_agreement_and_both_plots(tmp_path: Path) -> None:
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps(_show()))
+    main(["--show-json", str(show), "--out", str(tmp_path / "out"), "--where", "data.size=3000"])
+    rows = list(csv.DictReader((tmp_path / "out" / "sweep.csv").open()))
+    assert [r["name"] for r in rows][:2] == ["t05e60", "t05"]
+    assert len(rows) == 6
+    for png in ("recipe.png", "compute.png"):
+        with Image.open(tmp_path / "out" / png) as img:
+            assert img.size[0] > 300
+
+
+def test_cli_stops_with_one_line_when_no_point_finished(tmp_path: Path) -> None:
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps(_show()))
+    with pytest.raises(SystemExit, match="no finished experiment"):
+        main(["--show-json", str(show), "--out", str(tmp_path / "out"), "--where", "data.size=6000"])
