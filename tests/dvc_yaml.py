@@ -17,6 +17,18 @@ def stage_bodies() -> dict[str, dict]:
     return {name: stage.get("do", stage) for name, stage in stages.items()}
 
 
+def stage_items(name: str) -> dict[str, dict]:
+    """A foreach stage's items by key ({} for a plain stage)."""
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][name]
+    return stage.get("foreach") or {} if isinstance(stage.get("foreach"), dict) else {}
+
+
+def fill_item(text: str, key: str, item: dict) -> str:
+    """`text` with ${key} and ${item.<field>} filled in for one foreach item."""
+    text = text.replace("${key}", key)
+    return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), text)
+
+
 def module_file(module: str) -> Path:
     """src/ path of a dotted module name."""
     return SRC / (module.replace(".", "/") + ".py")

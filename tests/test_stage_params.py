@@ -13,7 +13,8 @@ import ast
 from pathlib import Path
 
 import pytest
-from dvc_yaml import REPO, module_file, stage_bodies, stage_module
+import yaml
+from dvc_yaml import REPO, fill_item, module_file, stage_bodies, stage_items, stage_module
 
 # What catdog.train_loop.stage_setup(params, group) reads besides params[group].
 STAGE_SETUP_READS = ("compute", "train.seed")
@@ -115,6 +116,27 @@ def covered(key: str, declared: list[str]) -> bool:
     return any(key == d or key.startswith(d + ".") for d in declared)
 
 
+def group_covered(group: str, declared: list[str], others_own: set[str]) -> bool:
+    """A group read whole is covered when each of its keys is declared or is another method's
+    own key (the stage drops those: a method-only param reruns that method alone)."""
+    values = (yaml.safe_load((REPO / "params.yaml").read_text()) or {}).get(group)
+    if not isinstance(values, dict):
+        return False
+    return all(covered(f"{group}.{k}", declared) or f"{group}.{k}" in others_own for k in values)
+
+
+def declared_per_item(stage: str) -> dict[str, tuple[list[str], set[str]]]:
+    """Per foreach item (or the plain stage): its declared params, ${item.*} filled in, and the
+    keys that other items declare as their own and this one does not."""
+    body = stage_bodies()[stage]
+    declared = [p for p in body.get("params") or [] if isinstance(p, str)]
+    items = stage_items(stage)
+    if not items:
+        return {stage: (declared, set())}
+    filled = {key: [fill_item(p, key, item) for p in declared] for key, item in items.items()}
+    return {key: (mine, set().union(*filled.values()) - set(mine)) for key, mine in filled.items()}
+
+
 def test_reads_are_found_through_groups_loops_and_stage_setup() -> None:
     stage_dir = REPO / "src/catdog/stages"
     assert {"data.test", "data.labeled", "data.val", "data.seed",
@@ -130,5 +152,15 @@ def test_every_params_key_a_stage_reads_is_declared(stage: str) -> None:
     module = stage_module(body)
     reads = params_read(module_file(module))
     assert reads, f"no params read found in {module}: the check would be vacuous"
-    undeclared = sorted(k for k in reads if not covered(k, body.get("params") or []))
-    assert not undeclared, f"stage {stage!r} reads params it does not declare: {undeclared}"
+    for item, (declared, others_own) in declared_per_item(stage).items():
+        # another method's own key may be read behind a method check (finetune's backbone_lr)
+        undeclared = sorted(k for k in reads if not covered(k, declared) and k not in others_own
+                            and not group_covered(k, declared, others_own))
+        assert not undeclared, f"stage {stage!r} ({item}) reads params it does not declare: {undeclared}"
+
+
+def test_a_method_only_param_is_declared_by_that_method_alone() -> None:
+    per_item = declared_per_item("finetune")
+    owners = [item for item, (declared, _) in per_item.items() if "finetune.backbone_lr" in declared]
+    assert owners == ["simclr"]
+    assert all("finetune" not in declared for declared, _ in per_item.values())  # no whole group

@@ -26,6 +26,7 @@ from catdog.supervised import make_optimizer, train_student
 from catdog.train_loop import autocast, batches, optimize, prepare_model, progress, stage_setup
 
 INITS = ("simclr", "simclr_imagenet", "scratch", "imagenet")
+BACKBONE_LR_READERS = ("simclr",)  # the methods that read finetune.backbone_lr (dvc.yaml: `own`)
 PRETRAINED = {"simclr": Path("models/pretrain.pt"), "simclr_imagenet": Path("models/pretrain_imagenet.pt")}
 
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     clock = StageClock(f"finetune-{method}")
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "finetune")
+    if method not in BACKBONE_LR_READERS:  # not a dependency of this method's stage in dvc.yaml
+        cfg = {k: v for k, v in cfg.items() if k != "backbone_lr"}
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
     net = prepare_model(initial_model(method), device)
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     # SimCLR continued from it) learns at the head's rate: on the cpu profile's val its accuracy
     # rose with the backbone's LR up to the head's (results/tuning/finetune/imagenet.png); from
     # random init nothing is kept.
-    scale = cfg["backbone_lr"] if method == "simclr" else 1.0
+    scale = cfg["backbone_lr"] if method in BACKBONE_LR_READERS else 1.0
     optimizer, scheduler = make_optimizer(net, cfg, len(labeled), backbone_lr_scale=scale)
 
     def train_epoch(epoch: int) -> dict[str, float]:
