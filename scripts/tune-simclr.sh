@@ -6,7 +6,7 @@
 # val beside the random-init floor and the ImageNet ceiling, the compute curve (score against
 # pretraining epochs) and the recipe points (one knob changed from the profile's recipe each).
 #
-#   bash scripts/tune-simclr.sh                 # the cpu profile at the 3k pool: ~100 min on 2 cores
+#   bash scripts/tune-simclr.sh     # the cpu profile at the 3k pool: ~4 h on 2 cores (~25 s/epoch)
 #   SIZE=10000 POINTS="pretrain.epochs=15" bash scripts/tune-simclr.sh
 #
 # POINTS lists one experiment per word, each a comma-joined set of overrides (default below: the
@@ -15,9 +15,9 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
 size="${SIZE:-3000}"
-points="${POINTS:-pretrain.epochs=30 pretrain.temperature=0.5 pretrain.epochs=60
-  pretrain.epochs=120 pretrain.epochs=15 pretrain.temperature=0.1 pretrain.weight_decay=0.0005
-  pretrain.image_size=96,pretrain.epochs=13}"
+points="${POINTS:-pretrain.epochs=30 pretrain.epochs=15 pretrain.epochs=60 pretrain.epochs=120
+  pretrain.temperature=0.5 pretrain.temperature=0.1 pretrain.image_size=96,pretrain.epochs=13
+  pretrain.weight_decay=0.0005}"
 # The cpu profile's overrides for this size, without its scoring targets.
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
 for point in $points; do
@@ -29,6 +29,8 @@ for point in $points; do
   for pair in "${pairs[@]}"; do args+=(-S "$pair"); done
   dvc exp run --queue -S "data.source=$source" "${args[@]}" "$@" finetune@simclr
 done
+# the floor and the ceiling at the same data params, drawn beside every point
+dvc exp run --queue -S "data.source=$source" "${profile[@]}" "$@" representation_bounds
 dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
 # (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
 while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
