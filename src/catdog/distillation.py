@@ -1,6 +1,7 @@
 """One knowledge-distillation step's loss, shared by the distill stage, the recipe probe and the
 benchmarks: the student's view of a batch, the teacher's targets (cached or asked online about the
-same crop) and the Hinton loss of catdog.kd_loss, plus the FitNets hint when an adapter is given.
+same crop) and the Hinton loss of catdog.kd_loss, plus the FitNets hint when an adapter is given
+and attention transfer (catdog.attention) when distill.attention_weight > 0.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from catdog.attention import STUDENT_BLOCKS, attention_loss, maps_by_stride
 from catdog.augment import crop_flip01, normalize
 from catdog.kd_loss import feature_loss, kd_loss
 from catdog.precision import autocast
@@ -17,10 +19,16 @@ from catdog.teachers import Teacher
 MIN_SCALE = 0.35  # smallest crop area fraction of the student's (and online teacher's) views
 
 
-def student_outputs(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, last feature map [N, 1280, h, w]) of a MobileNetV2: its forward, split open."""
-    fmap = net.features(x)
-    return net.classifier(torch.flatten(F.adaptive_avg_pool2d(fmap, 1), 1)), fmap
+def student_outputs(net: nn.Module, x: torch.Tensor, taps: tuple[int, ...] = ()
+                    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """(logits, last feature map [N, 1280, h, w], the outputs of `features[i]` for i in `taps`)
+    of a MobileNetV2: its forward, split open."""
+    maps = []
+    for i, layer in enumerate(net.features):
+        x = layer(x)
+        if i in taps:
+            maps.append(x)
+    return net.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)), x, maps
 
 
 def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: torch.Tensor,
@@ -33,17 +41,27 @@ def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: 
     size = cfg["image_size"]
     crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
                         min_scale=MIN_SCALE)
-    teacher_map = None
+    attention_weight = cfg.get("attention_weight", 0.0)
+    teacher_map, teacher_blocks = None, []
     if targets is None:
         with torch.no_grad():
-            targets, teacher_map = teacher.forward01_with_map(crops)
+            if attention_weight > 0:
+                targets, teacher_map, teacher_blocks = teacher.forward01_with_maps(crops)
+            else:
+                targets, teacher_map = teacher.forward01_with_map(crops)
         crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
                               align_corners=False)
+    taps = STUDENT_BLOCKS if teacher_blocks else ()
     with autocast(batch.device):
-        logits, fmap = student_outputs(net, normalize(crops).contiguous(memory_format=torch.channels_last))
+        logits, fmap, student_blocks = student_outputs(
+            net, normalize(crops).contiguous(memory_format=torch.channels_last), taps)
         hint = adapter(fmap) if adapter is not None else None
     loss = kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
                    labeled_mask=labels >= 0, label_smoothing=cfg["label_smoothing"])
     if hint is not None and teacher_map is not None:
         loss = loss + cfg["feature_weight"] * feature_loss(hint, teacher_map)
+    if student_blocks:
+        strides = tuple(round(size / m.shape[-1]) for m in student_blocks)
+        matched = maps_by_stride(teacher_blocks, teacher.image_size, strides)
+        loss = loss + attention_weight * attention_loss(student_blocks, matched)
     return loss

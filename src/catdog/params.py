@@ -146,6 +146,7 @@ SCHEMA: dict[str, Spec] = {
     "distill.optimizer": _choice("adamw", "sgd"),
     "distill.teacher_mode": _choice("cached", "online"),
     "distill.feature_weight": _float(0.0, 1000.0),
+    "distill.attention_weight": _float(0.0, 10000.0),
     "evaluate.batch_size": _BATCH,
     "evaluate.corruption_images": _int(0),
     "evaluate.corruption_seed": _SEED,
@@ -195,6 +196,11 @@ def _check_combinations(flat: dict[str, Any]) -> None:
         raise ParamError(
             f"distill.feature_weight={flat['distill.feature_weight']} needs distill.teacher_mode=online "
             "(feature maps of the very crop the student sees)"
+        )
+    if flat["distill.attention_weight"] > 0 and flat["distill.teacher_mode"] != "online":
+        raise ParamError(
+            f"distill.attention_weight={flat['distill.attention_weight']} needs "
+            "distill.teacher_mode=online (attention maps of the very crop the student sees)"
         )
     if flat["data.size"] > flat["data.max_size"]:
         raise ParamError(

@@ -153,6 +153,23 @@ class Teacher(nn.Module):
             fmap = self.trunk(x).float()
         return self.head(fmap.mean(dim=(2, 3))), fmap
 
+    def blocks(self) -> list[nn.Module]:
+        """The trunk's blocks in forward order: the layers attention transfer may tap."""
+        net = getattr(self.trunk, "net", None)
+        return list(net._blocks) if hasattr(net, "_blocks") else list(self.trunk.children())
+
+    def forward01_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """forward01_with_map plus every block's output map (float32), in forward order."""
+        maps: list[torch.Tensor] = []
+        handles = [b.register_forward_hook(lambda _m, _i, out: maps.append(out.float()))
+                   for b in self.blocks()]
+        try:
+            logits, fmap = self.forward01_with_map(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return logits, fmap, maps
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features [N, D] (float32) of uint8 images, in the precision chosen
         for this process (catdog.precision)."""
