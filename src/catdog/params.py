@@ -109,6 +109,9 @@ SCHEMA: dict[str, Spec] = {
     "teacher.image_size": _PX,
     "teacher.batch_size": _BATCH,
     "teacher.seed": _SEED,
+    "teacher_crops.crops": _int(0, 256),
+    "teacher_crops.min_scale": _float(0.01, 1.0),
+    "teacher_crops.seed": _SEED,
     "pretrain.epochs": _EPOCHS,
     "pretrain.batch_size": _int(2, 65_536),
     "pretrain.lr": _LR,
@@ -144,7 +147,7 @@ SCHEMA: dict[str, Spec] = {
     "distill.image_size": _PX,
     "distill.eval_size": _EVAL_PX,
     "distill.optimizer": _choice("adamw", "sgd"),
-    "distill.teacher_mode": _choice("cached", "online"),
+    "distill.teacher_mode": _choice("cached", "online", "crops"),
     "distill.feature_weight": _float(0.0, 1000.0),
     "distill.attention_weight": _float(0.0, 10000.0),
     "evaluate.batch_size": _BATCH,
@@ -202,6 +205,9 @@ def _check_combinations(flat: dict[str, Any]) -> None:
             f"distill.attention_weight={flat['distill.attention_weight']} needs "
             "distill.teacher_mode=online (attention maps of the very crop the student sees)"
         )
+    if flat["distill.teacher_mode"] == "crops" and flat["teacher_crops.crops"] == 0:
+        raise ParamError("distill.teacher_mode=crops needs teacher_crops.crops > 0 (the stored crops "
+                         "of each image the student trains on)")
     if flat["data.size"] > flat["data.max_size"]:
         raise ParamError(
             f"data.size={flat['data.size']} exceeds data.max_size={flat['data.max_size']} (the largest "
