@@ -98,7 +98,7 @@ def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: st
     listed = _run(["dvc", "stage", "list", "--name-only"], repo_copy, os.environ | {
         "PATH": f"{repo_copy}/.venv/bin:" + os.environ["PATH"]})
     stages = {line.split()[0].replace("@", "-") for line in listed.splitlines()}
-    assert len(stages) == 31 and {"teacher_score", "teacher_logits", "distill-imagenet_kd"} <= stages
+    assert len(stages) == 32 and {"teacher_score", "teacher_logits", "distill-imagenet_kd"} <= stages
     times = {p.stem: json.loads(p.read_text())["seconds"]
              for p in (repo_copy / "metrics/time").glob("*.json")}
     assert set(times) == profile.stages() and profile.stages() <= stages

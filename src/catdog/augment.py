@@ -239,3 +239,26 @@ def crop_flip01(images: torch.Tensor, out_size: int, generator: torch.Generator,
     _check(images, generator)
     with torch.autocast(images.device.type, enabled=False):
         return _crop_flip(images, out_size, generator, (min_scale, 1.0), ratio, p_flip)
+
+
+def crop_boxes01(n: int, generator: torch.Generator, *, min_scale: float = 0.35,
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), p_flip: float = 0.5) -> torch.Tensor:
+    """[N, 5] random resized-crop boxes as fractions of the image side, (x0, y0, width, height,
+    flip 0/1), sampled as crop_flip01 samples them: a crop kept so that it can be cut again, at
+    any side, by cut_boxes01 (the teacher's view and the student's of the very same crop)."""
+    device = generator.device
+    x0, y0, cw, ch = _crop_boxes(n, 1, 1, generator, device, (min_scale, 1.0), ratio)
+    flip = (_rand(n, generator, device) < p_flip).float()
+    return torch.stack([x0, y0, cw, ch, flip], dim=1)
+
+
+def cut_boxes01(images: torch.Tensor, boxes: torch.Tensor, out_size: int) -> torch.Tensor:
+    """The crops of crop_boxes01's `boxes` [N, 5] from a uint8 batch, resized to out_size, in [0, 1]."""
+    _check(images)
+    n, _, h, w = images.shape
+    boxes = boxes.to(images.device, torch.float32)
+    with torch.autocast(images.device.type, enabled=False):
+        rows = _resample_matrix(boxes[:, 1] * h, boxes[:, 3] * h, h, out_size) / 255.0
+        cols = _resample_matrix(boxes[:, 0] * w, boxes[:, 2] * w, w, out_size)
+        cols = torch.where(boxes[:, 4, None, None] > 0.5, cols.flip(1), cols)
+        return _rows_cols(rows, cols, images.float())

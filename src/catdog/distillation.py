@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from catdog.attention import STUDENT_BLOCKS, attention_loss, maps_by_stride
-from catdog.augment import crop_flip01, normalize
+from catdog.augment import crop_flip01, cut_boxes01, normalize
 from catdog.kd_loss import feature_loss, kd_loss
 from catdog.precision import autocast
 from catdog.teachers import Teacher
@@ -31,16 +31,27 @@ def student_outputs(net: nn.Module, x: torch.Tensor, taps: tuple[int, ...] = ()
     return net.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)), x, maps
 
 
-def distill_loss(net: nn.Module, teacher: Teacher, batch: torch.Tensor, labels: torch.Tensor,
+def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, labels: torch.Tensor,
                  targets: torch.Tensor | None, cfg: dict, generator: torch.Generator,
-                 adapter: nn.Module | None = None) -> torch.Tensor:
+                 adapter: nn.Module | None = None,
+                 stored: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """KD loss of one uint8 batch (labels < 0 mark unlabeled images). With `targets` (cached
-    teacher logits) the student sees a random crop; without, the teacher is asked online about
-    the very same crop, cut at the teacher's resolution and shrunk for the student. With an
-    `adapter` (1x1 conv, student -> teacher channels) the feature-map hint loss is added."""
+    teacher logits of whole images) the student sees a random crop; with `stored` (the batch's
+    crop boxes [B, K, 5] and the teacher's logits of them [B, K, 2], stage teacher_crops) it sees
+    one of its image's K stored crops, drawn at random, and learns that crop's own target; with
+    neither, the teacher is asked online about the very same crop, cut at the teacher's
+    resolution and shrunk for the student. With an `adapter` (1x1 conv, student -> teacher
+    channels) the feature-map hint loss is added."""
     size = cfg["image_size"]
-    crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
-                        min_scale=MIN_SCALE)
+    if stored is not None:
+        boxes, crop_logits = stored
+        rows = torch.arange(len(batch), device=boxes.device)
+        pick = torch.randint(boxes.shape[1], (len(batch),), generator=generator,
+                             device=generator.device).to(boxes.device)
+        crops, targets = cut_boxes01(batch, boxes[rows, pick], size), crop_logits[rows, pick]
+    else:
+        crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
+                            min_scale=MIN_SCALE)
     attention_weight = cfg.get("attention_weight", 0.0)
     teacher_map, teacher_blocks = None, []
     if targets is None:

@@ -23,13 +23,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("simclr", "SimCLR", "SimCLR + fine-tune", ("pretrain", "finetune-simclr"), "finetune"),
     Method("simclr_imagenet", "SimCLR from ImageNet", "SimCLR from ImageNet + fine-tune",
            ("pretrain_imagenet", "finetune-simclr_imagenet"), "finetune"),
-    Method("kd", "KD", "KD", ("teacher", "teacher_logits", "distill-kd"), "distill"),
+    Method("kd", "KD", "KD", ("teacher", "teacher_logits", "teacher_crops", "distill-kd"), "distill"),
     Method("scratch", "Scratch", "Scratch (random init)", ("finetune-scratch",), "finetune"),
     Method("imagenet", "ImageNet", "ImageNet + fine-tune", ("finetune-imagenet",), "finetune"),
     Method("imagenet_kd", "ImageNet + KD", "ImageNet + KD",
-           ("teacher", "teacher_logits", "distill-imagenet_kd"), "distill"),
+           ("teacher", "teacher_logits", "teacher_crops", "distill-imagenet_kd"), "distill"),
     Method("simclr_kd", "SimCLR + KD (SimCLRv2)", "SimCLR + KD",
-           ("pretrain", "finetune-simclr", "teacher", "teacher_logits", "distill-simclr_kd"), "distill"),
+           ("pretrain", "finetune-simclr", "teacher", "teacher_logits", "teacher_crops",
+            "distill-simclr_kd"), "distill"),
 )}
 STUDENTS = tuple(name for name, m in METHODS.items() if m.trains)  # every model evaluate@ scores
 

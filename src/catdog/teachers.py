@@ -37,6 +37,7 @@ RESNET50_FILE = "resnet50-11ad3fa6.pth"  # file name of ResNet50_Weights.IMAGENE
 TEACHER_FILE = Path("models/teacher.pt")  # the fitted teacher (stage teacher; save_teacher/load_teacher)
 TEACHER_INFO = Path("models/teacher.json")  # the teacher stage's val accuracy, C and precision
 LOGITS_FILE = Path("data/teacher/logits.pt")  # cached teacher logits (stage teacher_logits)
+CROPS_FILE = Path("data/teacher/crops.pt")  # crop boxes + the teacher's logits of each (teacher_crops)
 
 
 class _EfficientNetTrunk(nn.Module):
@@ -275,3 +276,21 @@ def load_logits(path: str | Path, files: list[str]) -> torch.Tensor:
         raise SystemExit(f"error: {path} lacks the teacher logits of {len(missing)} of {len(files)} "
                          f"images (first: {missing[0]}): rerun the teacher_logits stage (dvc repro)")
     return blob["logits"][torch.tensor([row[f] for f in files], dtype=torch.long)]
+
+
+def load_crops(path: str | Path, files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(boxes [len(files), K, 5], logits [len(files), K, 2]) of the teacher_crops stage, rows in
+    the order of `files`; one-line errors when the file holds no crops or misses some images."""
+    blob = load_torch_file(path, "teacher crops", ": run the teacher_crops stage first")
+    if not isinstance(blob, dict) or not {"files", "boxes", "logits"} <= set(blob):
+        raise SystemExit(f"error: {path} is not a catdog teacher-crops file")
+    if blob["logits"].shape[1:2] == (0,) or not blob["files"]:
+        raise SystemExit(f"error: {path} holds no crops: distill.teacher_mode=crops needs "
+                         "teacher_crops.crops > 0")
+    row = {f: i for i, f in enumerate(blob["files"])}
+    missing = [f for f in files if f not in row]
+    if missing:
+        raise SystemExit(f"error: {path} lacks the crops of {len(missing)} of {len(files)} images "
+                         f"(first: {missing[0]}): rerun the teacher_crops stage (dvc repro)")
+    index = torch.tensor([row[f] for f in files], dtype=torch.long)
+    return blob["boxes"][index], blob["logits"][index]

@@ -7,7 +7,9 @@ teacher needs no labels); the hard term only the labeled ones. Early stopping on
 distill.teacher_mode picks how the teacher is asked:
 - cached: teacher logits of each whole image, computed once by the teacher_logits stage;
 - online: teacher logits of the very crop the student sees (function matching, Beyer
-  et al. 2022): costs a teacher forward per step, teaches consistently.
+  et al. 2022): costs a teacher forward per step, teaches consistently;
+- crops: one of K crops per image stored with the teacher's logits of each by the teacher_crops
+  stage (FKD, Shen & Xing 2022): consistent teaching at a cost paid once per study.
 
 `python -m catdog.stages.distill scratch` (method kd) starts from random init;
 `imagenet` (method imagenet_kd) from ImageNet weights; `simclr` (method simclr_kd)
@@ -28,7 +30,7 @@ from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
 from catdog.supervised import make_optimizer, train_student
-from catdog.teachers import LOGITS_FILE, TEACHER_FILE, load_logits, load_teacher
+from catdog.teachers import CROPS_FILE, LOGITS_FILE, TEACHER_FILE, load_crops, load_logits, load_teacher
 from catdog.train_loop import (
     batches,
     optimize,
@@ -56,15 +58,20 @@ def main(argv: list[str] | None = None) -> None:
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "distill")
     pool, labeled, val = (load_split(name) for name in ("pool", "labeled", "val"))
-    online = cfg["teacher_mode"] == "online"
-    # Online mode asks the teacher about every crop; cached mode reads its logits and never loads it.
+    online, stored_mode = cfg["teacher_mode"] == "online", cfg["teacher_mode"] == "crops"
+    # Online mode asks the teacher about every crop; cached and crops modes read its logits and
+    # never load it.
     teacher = load_teacher(TEACHER_FILE, device) if online else None
 
     # Training set: labeled images first (with labels), then the unlabeled pool.
     images = torch.cat([labeled.images, pool.images]).to(device)
     labels = torch.cat([labeled.labels, torch.full((len(pool),), -1)]).to(device)
     # Cached mode: the teacher's logits of the whole images, computed once by teacher_logits.
-    soft_targets = None if online else load_logits(LOGITS_FILE, labeled.files + pool.files).to(device)
+    soft_targets = (load_logits(LOGITS_FILE, labeled.files + pool.files).to(device)
+                    if cfg["teacher_mode"] == "cached" else None)
+    # Crops mode: K stored crops of each image (boxes) and the teacher's logits of each.
+    stored = (tuple(t.to(device) for t in load_crops(CROPS_FILE, labeled.files + pool.files))
+              if stored_mode else None)
 
     net = prepare_model(initial_model(args.init), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
@@ -77,15 +84,16 @@ def main(argv: list[str] | None = None) -> None:
         total = torch.zeros((), device=device)
         order = batches(len(images), cfg["batch_size"], generator)
         for idx in progress(order, f"{method} {epoch}"):
-            targets = None if online else soft_targets[idx]
+            targets = soft_targets[idx] if soft_targets is not None else None
+            batch_stored = (stored[0][idx], stored[1][idx]) if stored is not None else None
             loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator,
-                                adapter)
+                                adapter, batch_stored)
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
-    inputs += [] if online else [LOGITS_FILE]
+    inputs += {"cached": [LOGITS_FILE], "crops": [CROPS_FILE]}.get(cfg["teacher_mode"], [])
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
                            trained=trained, checkpoint_every=params["compute"]["checkpoint_every"])

@@ -1,0 +1,78 @@
+"""Stage `teacher_crops`: consistent teaching at a fixed cost (FKD: Shen & Xing, ECCV 2022).
+
+KD is most faithful when the teacher's target describes the very view the student sees ("a good
+teacher is patient and consistent", Beyer et al., CVPR 2022); whole-image logits (stage
+`teacher_logits`) do not, once the student trains on random crops. This stage samples, once per
+study, `teacher_crops.crops` random resized crops (boxes and flips, not pixels) of every labeled
+and `data.max_size` pool image and stores the teacher's logits of each; `distill.teacher_mode:
+crops` then trains each step on one of an image's stored crops with its own target. With
+`teacher_crops.crops: 0` (the default) the stage writes an empty file at no cost.
+
+Writes data/teacher/crops.pt: {"files": N source paths (labeled first, then the pool in rank
+order), "boxes": float32 [N, K, 5] (catdog.augment.crop_boxes01), "logits": float32 [N, K, 2],
+"precision", "min_scale", "seed"}.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from catdog.atomic import save_torch
+from catdog.augment import crop_boxes01, cut_boxes01
+from catdog.cache import RAW_IMAGES, load_split
+from catdog.decode_splits import pool_rows, read_index, rows_split
+from catdog.device import pick_device
+from catdog.params import load_or_exit
+from catdog.stage_time import StageClock
+from catdog.teachers import CROPS_FILE, TEACHER_FILE, Teacher, choose_teacher_precision, load_teacher
+from catdog.train_loop import progress
+
+
+def teacher_crop_logits(teacher: Teacher, images: torch.Tensor, boxes: torch.Tensor,
+                        batch_size: int, desc: str) -> torch.Tensor:
+    """Logits [N, K, 2] of the teacher on each image's K boxed crops (boxes [N, K, 5]), about
+    `batch_size` crops per forward."""
+    n, k = boxes.shape[:2]
+    per = max(1, batch_size // k)  # images per forward
+    device = teacher.mean.device
+    out = []
+    with torch.no_grad():
+        for start in progress(range(0, n, per), desc):
+            batch = images[start:start + per].to(device).repeat_interleave(k, dim=0)
+            crops = cut_boxes01(batch, boxes[start:start + per].reshape(-1, 5), teacher.image_size)
+            out.append(teacher.forward01_with_map(crops)[0].float().cpu().view(-1, k, 2))
+    return torch.cat(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    clock = StageClock("teacher_crops")
+    params = load_or_exit()
+    data, compute, cfg = params["data"], params["compute"], params["teacher_crops"]
+    k = cfg["crops"]
+    files, boxes, logits, precision = [], torch.zeros(0, k, 5), torch.zeros(0, k, 2), "none"
+    if k:
+        labeled = load_split("labeled")
+        rows = pool_rows(read_index(), data["max_size"], "data.max_size")
+        pool = rows_split(rows, RAW_IMAGES.parent, data["image_size"], "pool")
+        files = labeled.files + pool.files
+        generator = torch.Generator().manual_seed(cfg["seed"])
+        boxes = crop_boxes01(len(files) * k, generator, min_scale=cfg["min_scale"]).view(len(files), k, 5)
+        device = pick_device(compute["device"], compute["threads"])
+        teacher = load_teacher(TEACHER_FILE, device)
+        precision = choose_teacher_precision(teacher, compute["precision"], device)
+        batch, n_lab = params["teacher"]["batch_size"], len(labeled)
+        logits = torch.cat([
+            teacher_crop_logits(teacher, labeled.images, boxes[:n_lab], batch, "crops labeled"),
+            teacher_crop_logits(teacher, pool.images, boxes[n_lab:], batch, f"crops pool ({len(pool)})"),
+        ])
+    save_torch(CROPS_FILE, {"files": files, "boxes": boxes, "logits": logits, "precision": precision,
+                            "min_scale": cfg["min_scale"], "seed": cfg["seed"]})
+    print(f"teacher_crops: {k} crops of each of {len(files)} images in {precision} "
+          f"-> {CROPS_FILE}", file=sys.stderr)
+    clock.save()
+
+
+if __name__ == "__main__":
+    main()

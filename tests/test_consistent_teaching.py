@@ -1,0 +1,137 @@
+"""Consistent teaching at a fixed cost: stored crop boxes cut the crops the random crop draws,
+the teacher_crops stage stores the teacher's logits of each box, and distill in `crops` mode
+trains on one stored crop per image with that crop's own target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import committed_params, make_split
+
+from catdog import distillation
+from catdog.augment import crop_boxes01, crop_flip01, cut_boxes01
+from catdog.cache import load_split, save_split, split_path
+from catdog.models import load_model, student
+from catdog.teachers import CROPS_FILE, Teacher, load_crops, load_teacher, save_teacher
+
+
+def test_stored_boxes_cut_the_crops_that_the_random_crop_draws() -> None:
+    images = torch.randint(0, 256, (5, 3, 48, 48), dtype=torch.uint8)
+    drawn = crop_flip01(images, 32, torch.Generator().manual_seed(3), min_scale=0.35)
+    boxes = crop_boxes01(5, torch.Generator().manual_seed(3), min_scale=0.35)
+    assert torch.allclose(cut_boxes01(images, boxes, 32), drawn, atol=1e-5)
+    # the same box cut at another side is the same crop, resampled
+    small = cut_boxes01(images, boxes, 16)
+    assert small.shape == (5, 3, 16, 16)
+
+
+def test_boxes_are_fractions_of_the_side_with_at_least_min_scale_of_the_area() -> None:
+    boxes = crop_boxes01(2000, torch.Generator().manual_seed(0), min_scale=0.35)
+    x0, y0, w, h, flip = boxes.unbind(1)
+    assert (x0 >= 0).all() and (y0 >= 0).all() and (x0 + w <= 1 + 1e-6).all() and (y0 + h <= 1 + 1e-6).all()
+    assert (w * h >= 0.35 - 1e-6).all()
+    assert set(flip.tolist()) == {0.0, 1.0} and 0.4 < flip.mean() < 0.6
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path) -> Path:
+    params = committed_params()
+    params["compute"].update({"device": "cpu", "precision": "fp32"})
+    params["teacher"].update({"batch_size": 8})
+    params["teacher_crops"].update({"crops": 3})
+    params["distill"].update({"epochs": 1, "batch_size": 16, "image_size": 32, "teacher_mode": "crops"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    pool = make_split(shared_zip, 8, size=48, offset=300)
+    for name, split in {"pool": pool, "labeled": make_split(shared_zip, 4, size=48, offset=400),
+                        "val": make_split(shared_zip, 4, size=48, offset=500)}.items():
+        save_split(split_path(name), split)
+    teacher = Teacher("efficientnet_lite2", 64)
+    torch.nn.init.normal_(teacher.head.weight, std=0.05, generator=torch.Generator().manual_seed(0))
+    save_teacher("models/teacher.pt", teacher)  # a head that is not all zeros: distinct logits
+    from catdog.stages import teacher_crops
+
+    # the stage decodes the data.max_size pool from the prepared index; here it is the saved pool
+    monkeypatch.setattr(teacher_crops, "read_index", lambda: None)
+    monkeypatch.setattr(teacher_crops, "pool_rows", lambda *a: None)
+    monkeypatch.setattr(teacher_crops, "rows_split", lambda *a: load_split("pool"))
+    return tmp_path
+
+
+def test_the_stage_stores_the_teachers_logits_of_each_stored_crop(workspace: Path) -> None:
+    from catdog.stages import teacher_crops
+
+    teacher_crops.main([])
+    labeled, pool = load_split("labeled"), load_split("pool")
+    files = labeled.files + pool.files
+    boxes, logits = load_crops(CROPS_FILE, files)
+    assert boxes.shape == (24, 3, 5) and logits.shape == (24, 3, 2)
+    teacher = load_teacher("models/teacher.pt")
+    images = torch.cat([labeled.images, pool.images])
+    for i, k in ((0, 0), (7, 2), (23, 1)):  # a labeled image, pool images
+        with torch.no_grad():
+            alone, _ = teacher.forward01_with_map(cut_boxes01(images[i:i + 1], boxes[i, k:k + 1], 64))
+        assert torch.allclose(alone[0], logits[i, k], atol=1e-4)
+    assert logits.abs().max() > 0.1
+    assert not torch.allclose(logits[7, 0], logits[7, 2])  # another crop, another target
+    assert json.loads((workspace / "metrics/time/teacher_crops.json").read_text())["seconds"] > 0
+
+
+def test_no_crops_writes_an_empty_file_without_the_teacher(workspace: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import teacher_crops
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"]["crops"] = 0
+    params["distill"]["teacher_mode"] = "cached"
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(teacher_crops, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
+    teacher_crops.main([])
+    with pytest.raises(SystemExit, match="holds no crops"):
+        load_crops(CROPS_FILE, load_split("pool").files)
+
+
+def test_load_crops_names_the_images_it_lacks(workspace: Path) -> None:
+    from catdog.stages import teacher_crops
+
+    teacher_crops.main([])
+    with pytest.raises(SystemExit, match="lacks the crops of 1 of 2 images"):
+        load_crops(CROPS_FILE, [load_split("pool").files[0], "Cat/unknown.jpg"])
+
+
+def test_distill_trains_on_stored_crops_with_their_own_targets(workspace: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import distill, teacher_crops
+
+    teacher_crops.main([])
+    monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
+    distill.main(["scratch"])
+    assert load_model("models/kd.pt")[1]["method"] == "kd"
+
+
+def test_each_image_learns_one_of_its_own_stored_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    n, k = 6, 4
+    batch = torch.randint(0, 256, (n, 3, 40, 40), dtype=torch.uint8)
+    boxes = crop_boxes01(n * k, torch.Generator().manual_seed(1)).view(n, k, 5)
+    stored_logits = torch.arange(n * k * 2, dtype=torch.float32).view(n, k, 2)  # all distinct
+    seen = []
+    real = distillation.kd_loss
+    monkeypatch.setattr(distillation, "kd_loss",
+                        lambda s, t, *a, **kw: seen.append(t) or real(s, t, *a, **kw))
+    cfg = {"image_size": 32, "temperature": 4.0, "alpha": 1.0, "label_smoothing": 0.0}
+    generator = torch.Generator().manual_seed(0)
+    net = student()
+    for _ in range(8):
+        distillation.distill_loss(net, None, batch, torch.full((n,), -1), None, cfg, generator,
+                                  stored=(boxes, stored_logits))
+    picks = set()
+    for targets in seen:
+        for i in range(n):
+            match = (stored_logits[i] == targets[i]).all(dim=1).nonzero()
+            assert len(match) == 1, f"image {i}: target is none of its own stored crops' logits"
+            picks.add(int(match[0]))
+    assert picks == set(range(k))  # every stored crop gets drawn
