@@ -4,5 +4,9 @@
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# Stages import catdog from ./src of the directory they run in: a queued experiment (`dvc queue
+# start`) runs in its own copy of the tree, and without this the editable install would hand it
+# the workspace's code, edited since it was queued, instead of its own.
+export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"
 export TORCH_HOME="${TORCH_HOME:-$(cd .. && pwd)/shared/torch}"
 source="${CATDOG_SOURCE:-$(cd .. && pwd)/shared/data/petimages-180.zip}"

@@ -20,6 +20,8 @@ points="${POINTS:-pretrain.epochs=30 pretrain.epochs=15 pretrain.epochs=60 pretr
   pretrain.weight_decay=0.0005}"
 # The cpu profile's overrides for this size, without its scoring targets.
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
+# the floor and the ceiling at the same data params, drawn beside every point
+dvc exp run --queue -S "data.source=$source" "${profile[@]}" "$@" representation_bounds
 for point in $points; do
   IFS=, read -ra pairs <<<"$point"
   args=()  # the profile's overrides, but the point's value for any key the point sets
@@ -29,8 +31,6 @@ for point in $points; do
   for pair in "${pairs[@]}"; do args+=(-S "$pair"); done
   dvc exp run --queue -S "data.source=$source" "${args[@]}" "$@" finetune@simclr
 done
-# the floor and the ceiling at the same data params, drawn beside every point
-dvc exp run --queue -S "data.source=$source" "${profile[@]}" "$@" representation_bounds
 dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
 # (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
 while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
