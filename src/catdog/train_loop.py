@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from catdog.atomic import save_torch
 from catdog.device import pick_device
+from catdog.live_log import Logger, open_live
 from catdog.models import student
 from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
-from dvclive import Live
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # the catdog package: the code it runs is fingerprinted
 
@@ -218,7 +218,7 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _replay(live: Live, history: list[dict[str, float]]) -> None:
+def _replay(live: Logger, history: list[dict[str, float]]) -> None:
     for row in history:
         for key, value in row.items():
             if key != "epoch":
@@ -303,7 +303,7 @@ def train(
             print(f"resuming from {checkpoint} after epoch {state.epoch}", file=sys.stderr)
         else:
             print(f"ignoring {checkpoint}: it belongs to other params, inputs or code", file=sys.stderr)
-    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    live = open_live(live_dir)
     _replay(live, state.history)
     bar = tqdm(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch", file=sys.stderr)
     saved = state.epoch  # last epoch whose checkpoint is on disk
