@@ -1,15 +1,19 @@
-"""Resume survives DVC itself: a stage killed (kill -9) during `dvc exp run` in a fresh clone,
-whose dvc.lock came from another machine (its checkpoint object in no local cache), resumes from
-its last epoch when the same `dvc exp run` is given again, and ends where an uninterrupted run
-ends. The toy stage trains with catdog.train_loop.train and declares its checkpoint as every
+"""Resume survives DVC itself: a stage killed (kill -9) during `dvc exp run`, `dvc repro` or a
+queued experiment (`dvc queue start`) in a fresh clone, whose dvc.lock came from another machine
+(its checkpoint object in no local cache), resumes from its last epoch when the same command is
+given again (for the queue: the same experiment queued again, through catdog.resume_store), and
+ends where an uninterrupted run ends. The toy stage trains with catdog.train_loop.train and declares its checkpoint as every
 training stage of dvc.yaml does (checked here too)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,8 +66,9 @@ def test_every_checkpoint_is_persistent_and_outside_dvc_cache() -> None:
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
          ok: bool = True) -> subprocess.CompletedProcess:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # `dvc` for the queue
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "PATH": path, **(env or {})})
     if ok:
         assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return done
@@ -94,25 +99,68 @@ def _project(root: Path) -> Path:
     return root
 
 
-def test_killed_dvc_exp_run_resumes_in_a_fresh_clone(tmp_path: Path) -> None:
-    origin = _project(tmp_path / "origin")
+def _queue(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Queue the experiment, run the queue to its end with a worker of this `env`, and return
+    the experiment's log (returncode 0 when it succeeded; then it is applied to the workspace)."""
     dvc = [sys.executable, "-m", "dvc"]
+    name = f"toy{time.monotonic_ns()}"
+    _run([*dvc, "exp", "run", "--queue", "-n", name, "-S", "train.epochs=6"], clone, env)
+    _run([*dvc, "queue", "start"], clone, env)
+    deadline = time.monotonic() + 240
+    row = ""
+    while time.monotonic() < deadline:
+        status = _run([*dvc, "queue", "status"], clone, env).stdout
+        row = next((line for line in status.splitlines() if name in line), "")
+        if re.search(r"Success|Failed", row):
+            break
+        time.sleep(2)
+    _run([*dvc, "queue", "stop"], clone, env)  # the next call starts a worker with its own env
+    while "0 active, 0 idle" not in _run([*dvc, "queue", "status"], clone, env).stdout:
+        assert time.monotonic() < deadline, "the queue worker did not stop"
+        time.sleep(1)
+    done = _run([*dvc, "queue", "logs", name], clone, env, ok=False)
+    done.returncode = 0 if "Success" in row else 1
+    if done.returncode == 0:
+        _run([*dvc, "exp", "apply", name], clone, env)
+    return done
+
+
+def _exp_run(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "train.epochs=6"], clone, env,
+                ok=False)
+
+
+def _repro(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["train"]["epochs"] = 6
+    (clone / "params.yaml").write_text(yaml.safe_dump(params))
+    return _run([sys.executable, "-m", "dvc", "repro"], clone, env, ok=False)
+
+
+@pytest.mark.parametrize("command", [_exp_run, _repro, _queue], ids=["exp-run", "repro", "queue"])
+def test_a_killed_run_resumes_in_a_fresh_clone(tmp_path: Path, command: Callable) -> None:
+    origin = _project(tmp_path / "origin")
     results = {}
     for name, kill in (("straight", None), ("killed", "4")):
         clone = tmp_path / name
         _run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
         assert not (clone / ".dvc/cache").exists()  # nothing of the origin's cache came along
-        exp = [*dvc, "exp", "run", "-S", "train.epochs=6"]
+        env = {"CATDOG_RESUME_DIR": str(tmp_path / f"store-{name}")}
         if kill:
-            first = _run(exp, clone, env={"KILL_AT": kill}, ok=False)
+            first = command(clone, env | {"KILL_AT": kill})
             assert first.returncode != 0
-            assert (clone / "checkpoints/toy.pt").is_file(), "the kill left no checkpoint"
-            second = _run(exp, clone)
-            assert "resuming from checkpoints/toy.pt after epoch 3" in second.stdout + second.stderr
-        else:
-            _run(exp, clone)
+            if command is not _queue:  # a queued experiment's copy of the tree is gone with it
+                assert (clone / "checkpoints/toy.pt").is_file(), "the kill left no checkpoint"
+            assert list((tmp_path / f"store-{name}").glob("*.pt")), "nothing kept for a resume"
+        second = command(clone, env)
+        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+        log = second.stdout + second.stderr
+        if kill:
+            assert "resuming from" in log and "after epoch 3" in log, log[-2000:]
+        assert not list((tmp_path / f"store-{name}").glob("*.pt"))  # a finished run keeps nothing
         results[name] = (clone / "models/toy.json").read_text()
-        steps = (clone / "dvclive/toy/plots/metrics/val/acc.tsv").read_text().splitlines()[1:]
-        assert [line.split()[0] for line in steps] == [str(s) for s in range(6)]
+        if command is not _queue:  # (the queue's dvclive curves stay in its copy of the tree)
+            steps = (clone / "dvclive/toy/plots/metrics/val/acc.tsv").read_text().splitlines()[1:]
+            assert [line.split()[0] for line in steps] == [str(s) for s in range(6)]
         shutil.rmtree(clone / ".dvc/tmp", ignore_errors=True)
     assert results["killed"] == results["straight"]

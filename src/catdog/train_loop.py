@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from catdog import resume_store
 from catdog.atomic import save_torch
 from catdog.device import pick_device
 from catdog.live_log import Logger, open_live
@@ -287,11 +288,13 @@ def train(
     resumed_seconds = 0.0
     checkpoint = Path(checkpoint)
     here = runtime(next(model.parameters()).device)
-    if checkpoint.is_file():
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    # the stage's own checkpoint, else the one a killed queued experiment left (resume_store)
+    source = checkpoint if checkpoint.is_file() else resume_store.stored(run_id)
+    if source is not None:
+        blob = torch.load(source, map_location="cpu", weights_only=False)
         made_on = blob.get("runtime", here)
         if blob.get("run_id") == run_id and made_on != here:
-            print(f"ignoring {checkpoint}: made on {'/'.join(made_on.values())}, this run is "
+            print(f"ignoring {source}: made on {'/'.join(made_on.values())}, this run is "
                   f"{'/'.join(here.values())}; starting fresh", file=sys.stderr)
         elif blob.get("run_id") == run_id:
             model.load_state_dict(blob["model"])
@@ -300,9 +303,9 @@ def train(
             _set_rng_state(blob["rng"], generator)
             state = blob["state"]
             resumed_seconds = state.seconds
-            print(f"resuming from {checkpoint} after epoch {state.epoch}", file=sys.stderr)
+            print(f"resuming from {source} after epoch {state.epoch}", file=sys.stderr)
         else:
-            print(f"ignoring {checkpoint}: it belongs to other params, inputs or code", file=sys.stderr)
+            print(f"ignoring {source}: it belongs to other params, inputs or code", file=sys.stderr)
     live = open_live(live_dir)
     _replay(live, state.history)
     bar = tqdm(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch", file=sys.stderr)
@@ -318,6 +321,7 @@ def train(
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": _rng_state(generator), "state": state,
                 })
+                resume_store.keep(checkpoint, run_id)
                 saved = state.epoch
             row = state.history[-1]
             _replay(live, [row])
@@ -332,6 +336,7 @@ def train(
         done = f"after epoch {saved}, saved in {checkpoint}" if saved else "before a checkpoint was saved"
         raise SystemExit(f"interrupted {done}: run the stage again to resume") from None
     bar.close()
+    resume_store.forget(run_id)
     if keep == "best" and state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     return Result(best_epoch=state.best_epoch if keep == "best" else state.epoch,
