@@ -32,20 +32,29 @@ def _show() -> list[dict]:
     bounds["data"]["metrics"]["metrics/representation/bounds.json"] = {"data": {
         "random": {"probe_val": 0.57, "probe_agree": 0.56, "knn_val": 0.56},
         "imagenet": {"probe_val": 0.87, "probe_agree": 0.79, "knn_val": 0.82}}}
-    exps = [{"executor": {"state": "success"}, "revs": [e]} for e in [*points, bounds]]
-    exps.append({"executor": {"state": "failed"}, "revs": [_entry("broken", 0.99)]})
-    return [{**_entry("base", 0.99), "experiments": exps}]
+    stale = _entry("stale", 0.99)  # its score file is the baseline's: it did not pretrain
+    exps = [{"executor": {"state": "success"}, "revs": [e]} for e in [*points, bounds, stale]]
+    exps.append({"executor": {"state": "failed"}, "revs": [_entry("broken", 0.98)]})
+    base = _entry("base", 0.99)
+    base["data"]["metrics"]["metrics/representation/bounds.json"] = {"data": {  # another profile's
+        "random": {"probe_val": 0.5, "probe_agree": 0.5, "knn_val": 0.5},
+        "imagenet": {"probe_val": 0.8, "probe_agree": 0.8, "knn_val": 0.8}}}
+    for e in points:  # every experiment carries the commit's bounds along, unchanged
+        e["data"]["metrics"]["metrics/representation/bounds.json"] = base["data"]["metrics"][
+            "metrics/representation/bounds.json"]
+    return [{**base, "experiments": exps}]
 
 
 def test_points_name_what_they_changed_from_the_common_recipe() -> None:
     points, bounds = sweep_points(_show(), {"data.size": 3000})
     by_name = {p["name"]: p for p in points}
-    assert set(by_name) == {"e30", "e15", "e60", "e120", "t05", "t05e60"}  # not failed, other size, baseline
+    # not the failed one, the other size, the baseline, nor the one whose score is the baseline's
+    assert set(by_name) == {"e30", "e15", "e60", "e120", "t05", "t05e60"}
     assert by_name["e30"]["changed"] == {}
     assert label(by_name["e30"]) == "common recipe"
     assert by_name["t05e60"]["changed"] == {"pretrain.temperature": 0.5, "pretrain.epochs": 60}
     assert by_name["e60"]["finetune_val"] == pytest.approx(0.62)
-    assert bounds["random"]["probe_agree"] == 0.56
+    assert bounds["random"]["probe_agree"] == 0.56  # the experiment's own, not the commit's
 
 
 def test_common_recipe_is_the_value_most_points_share() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from catdog.atomic import atomic_path, save_text
-from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name
+from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entry_name
 from catdog.params import flatten, parse_assignment
 
 SCORE_FILE = "metrics/representation/simclr.json"
@@ -38,21 +38,32 @@ EPOCHS = "pretrain.epochs"
 HELDOUT = "data.heldout"
 
 
+def _files(entry: dict[str, Any]) -> dict[str, dict]:
+    metrics = (entry.get("data") or {}).get("metrics") or {}
+    return {path: (m or {}).get("data") or {} for path, m in metrics.items()}
+
+
 def finished(show: list[dict[str, Any]], where: dict[str, Any]) -> list[tuple[str, dict, dict]]:
-    """(name, flat params, metrics files) of every finished experiment whose params match `where`."""
+    """(name, flat params, metrics files) of every finished experiment whose params match `where`.
+    A metrics file equal to its baseline commit's is left out: the experiment did not write it
+    (the stage that does was not among its targets), it came along from the commit."""
     out, seen = [], set()
-    for entry, state in exp_entries(show):
-        if state is None or entry.get("error") or state not in DONE_STATES:
-            continue  # baselines and the workspace hold whatever ran there last
-        data = entry.get("data") or {}
-        params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
-        if any(params.get(key) != value for key, value in where.items()):
-            continue
-        files = {path: (m or {}).get("data") or {} for path, m in (data.get("metrics") or {}).items()}
-        name = exp_entry_name(entry)
-        if name not in seen:
-            seen.add(name)
-            out.append((name, params, files))
+    for baseline in show:
+        base_files = _files(baseline)
+        for group in baseline.get("experiments") or []:
+            state = (group.get("executor") or {}).get("state", "success")
+            for entry in group.get("revs") or []:
+                if entry.get("error") or state not in DONE_STATES:
+                    continue
+                data = entry.get("data") or {}
+                params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+                if any(params.get(key) != value for key, value in where.items()):
+                    continue
+                files = {p: v for p, v in _files(entry).items() if v and v != base_files.get(p)}
+                name = exp_entry_name(entry)
+                if name not in seen:
+                    seen.add(name)
+                    out.append((name, params, files))
     return out
 
 
