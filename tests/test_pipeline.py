@@ -24,8 +24,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800) ->
 
 
 def _json(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict:
-    """A DVC command's --json output (stdout only: DVC warns on stderr, e.g. about metrics files
-    of stages the quick profile does not run)."""
+    """A DVC command's --json output (stdout only: DVC warns on stderr)."""
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}"
     return json.loads(done.stdout)
@@ -70,7 +69,8 @@ def quick_run(repo_copy: Path, env: dict[str, str]) -> str:
 
 def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: str) -> None:
     profile = load_profile("quick", base=repo_copy / "params.yaml", root=repo_copy / "profiles")
-    assert profile.methods == ["teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet"]
+    assert profile.methods == ["teacher", "simclr", "simclr_imagenet", "kd", "scratch", "imagenet",
+                               "imagenet_kd", "simclr_kd"]
     for method in profile.methods:
         metrics = json.loads((repo_copy / f"metrics/{method}.json").read_text())
         assert 0.0 <= metrics["accuracy"] <= 1.0
@@ -107,6 +107,18 @@ def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: st
     status = _run(["dvc", "status", *profile.targets()], repo_copy, os.environ | {
         "PATH": f"{repo_copy}/.venv/bin:" + os.environ["PATH"]})
     assert "Data and pipelines are up to date" in status
+
+
+def test_dvc_metrics_and_plots_show_warn_about_nothing_after_the_quick_run(
+        repo_copy: Path, env: dict[str, str], quick_run: str) -> None:
+    for cmd in (["dvc", "metrics", "show"], ["dvc", "plots", "show", "--json"]):
+        done = subprocess.run(cmd, cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "failed to load" not in done.stdout + done.stderr, " ".join(cmd)
+        assert "WARNING" not in done.stderr, f"{' '.join(cmd)}: {done.stderr[-2000:]}"
+    table = _run(["dvc", "metrics", "show"], repo_copy, env)
+    for method in ("kd", "imagenet_kd", "simclr_kd", "simclr", "scratch", "imagenet"):
+        assert f"metrics/{method}.json" in table
 
 
 def test_pool_experiment_reruns_only_what_depends_on_the_pool(

@@ -2,8 +2,8 @@
 queued experiment (`dvc queue start`) in a fresh clone, whose dvc.lock came from another machine
 (its checkpoint object in no local cache), resumes from its last epoch when the same command is
 given again (for the queue: the same experiment queued again, through catdog.resume_store), and
-ends where an uninterrupted run ends. The toy stage trains with catdog.train_loop.train and declares its checkpoint as every
-training stage of dvc.yaml does (checked here too)."""
+ends where an uninterrupted run ends. The toy stage trains with catdog.train_loop.train and
+declares its checkpoint as every training stage of dvc.yaml does (checked here too)."""
 
 from __future__ import annotations
 
