@@ -55,6 +55,15 @@ def test_zero_shot_maps_cats_to_cat_and_dogs_to_dog(teacher: Teacher, photos) ->
     assert prob[check.labels == 1].median() > 0.9 and prob[check.labels == 0].median() < 0.1
 
 
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "mobilenet_v2"])
+def test_the_other_offline_teachers_know_cats_from_dogs(arch: str, photos) -> None:
+    # the teacher-student pairs: EfficientNet-Lite0 (pip weights) and ImageNet MobileNetV2 ($TORCH_HOME)
+    other = to_device(Teacher(arch, SIZE), "cpu")
+    _, check = photos
+    assert accuracy(batched(other.zero_shot, check.images, 16), check.labels) >= 0.8
+    assert other.dim == 1280 and len(other.blocks()) >= 16  # taps for attention transfer
+
+
 def test_fitted_head_matches_logistic_regression_and_classifies(teacher: Teacher, photos) -> None:
     fit, check = photos
     fit_x = batched(teacher.embed, fit.images, 16).numpy()

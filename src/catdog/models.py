@@ -61,8 +61,8 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     return net, meta
 
 
-def imagenet_student(num_classes: int = len(CLASSES)) -> nn.Module:
-    """MobileNetV2 with torchvision's ImageNet weights (IMAGENET1K_V1) and a fresh head.
+def imagenet_mobilenet_v2() -> nn.Module:
+    """torchvision's ImageNet MobileNetV2 (IMAGENET1K_V1), its 1000-class head included.
 
     The weights load from $TORCH_HOME/hub/checkpoints when present, else are downloaded.
     """
@@ -70,12 +70,17 @@ def imagenet_student(num_classes: int = len(CLASSES)) -> nn.Module:
 
     weights = MobileNet_V2_Weights.IMAGENET1K_V1
     try:
-        net = mobilenet_v2(weights=weights)
+        return mobilenet_v2(weights=weights)
     except Exception as err:  # noqa: BLE001 - offline download failures come in many types
         raise SystemExit(
             f"error: cannot load MobileNetV2 ImageNet weights ({type(err).__name__}); put "
             f"{Path(weights.url).name} in $TORCH_HOME/hub/checkpoints (e.g. TORCH_HOME=../shared/torch)"
         ) from None
+
+
+def imagenet_student(num_classes: int = len(CLASSES)) -> nn.Module:
+    """MobileNetV2 with torchvision's ImageNet weights (IMAGENET1K_V1) and a fresh head."""
+    net = imagenet_mobilenet_v2()
     net.classifier[-1] = nn.Linear(FEATURE_DIM, num_classes)
     return net
 

