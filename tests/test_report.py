@@ -322,3 +322,25 @@ def test_representation_scores_sit_beside_their_floor_per_pool_size(tmp_path: Pa
         "| SimCLR | – | 0.620 (0.600) [2] |",
         "| SimCLR from ImageNet | 0.950 (0.900) [1] | – |",
     ]
+
+
+def test_calibration_and_robustness_get_a_section_when_runs_have_them() -> None:
+    from catdog.experiments import Run
+    from catdog.report import render_markdown, summarize
+
+    def run(name: str, seed: int, ece: float | None, corrupted: float | None) -> Run:
+        scores = {"accuracy": 0.8, "n": 100}
+        scores |= {} if ece is None else {"ece": ece, "corruption_accuracy": corrupted}
+        return Run(name=name, size=3000, seeds={"train.seed": seed}, params={"data.size": 3000},
+                   metrics={"kd": scores, "scratch": {"accuracy": 0.6, "n": 100}})
+
+    runs = [run("a", 0, 0.04, 0.70), run("b", 1, 0.06, 0.74)]
+    rows = summarize(runs, ["kd", "scratch"])
+    kd = next(r for r in rows if r["method"] == "kd")
+    assert kd["ece_mean"] == pytest.approx(0.05) and kd["corruption_accuracy_mean"] == pytest.approx(0.72)
+    text = render_markdown(runs, ["kd", "scratch"], rows)
+    section = text.split("## Calibration and robustness (test)")[1].split("##")[0]
+    assert "| KD | 0.050 ± 0.014 | 0.720 ± 0.028 |" in section
+    assert "| Scratch | – | – |" in section  # a method without the scores says so
+    old = [run("c", 0, None, None)]  # runs made before the scores: no empty section
+    assert "Calibration and robustness" not in render_markdown(old, ["kd"], summarize(old, ["kd"]))

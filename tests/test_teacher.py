@@ -164,6 +164,12 @@ def test_stages_fit_then_score_end_to_end(shared_zip: Path, repo_root: Path, tmp
     assert metrics["n"] == 20 and metrics["C"] == fitted["C"]
     assert metrics["val_accuracy"] == fitted["val_accuracy"]
     assert metrics["accuracy"] > 0.8 and metrics["zero_shot_accuracy"] > 0.7
+    # calibration and robustness, as the students get them (catdog.robustness)
+    assert 0.0 <= metrics["ece"] <= 0.5 and 0.0 <= metrics["corruption_accuracy"] <= metrics["accuracy"] + 0.1
+    severities = (teacher_score.PLOTS_DIR / "corruptions.csv").read_text().splitlines()
+    assert severities[0].startswith("severity,gaussian_noise") and len(severities) == 7  # clean + 1-5
+    assert float(severities[1].split(",")[-1]) == pytest.approx(metrics["accuracy"])  # severity 0
+    assert (teacher_score.PLOTS_DIR / "reliability.csv").read_text().startswith("confidence,accuracy")
     rows = Path(teacher_score.CONFUSION_FILE).read_text().splitlines()
     assert rows[0] == "actual,predicted" and len(rows) == 21
     assert {r.split(",")[0] for r in rows[1:]} == {"Cat", "Dog"}

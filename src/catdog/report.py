@@ -50,9 +50,11 @@ COLUMNS = (
     ("Prec-D", "precision_dog"),
     ("Rec-D", "recall_dog"),
 )
+# Calibration and robustness on test (catdog.robustness): runs made before these existed lack them.
+ROBUSTNESS_KEYS = ("ece", "corruption_accuracy")
 # "seconds": wall time of the stages the method needs (METHOD_STAGES), from metrics/time/.
 # "n": test images scored (for the standard error of single runs).
-SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds", "n")
+SUMMARY_KEYS = tuple(key for _, key in COLUMNS) + ("epochs", "seconds", "n") + ROBUSTNESS_KEYS
 # Stage rows of the wall-time table, in pipeline order; stages not listed follow alphabetically.
 STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_logits", "heldout",
                "representation_bounds", "pretrain", "pretrain_imagenet")
@@ -60,6 +62,11 @@ STAGE_ORDER = ("fetch", "prepare", "pool", "teacher", "teacher_score", "teacher_
 STUDY_SOURCE = ("\"Study\" columns: the reference study's own reported test accuracy and epochs to "
                 "converge (SimCLR vs KD into MobileNetV2 at 10k / 6k / 3k unlabeled images, 420 "
                 "labeled, on a free cloud GPU), copied from its tables; not measured here.")
+ROBUSTNESS_NOTE = ("ECE: expected calibration error of P(dog) over ten confidence bins (lower is "
+                   "better; reliability diagrams in plots/<method>/reliability.csv). Corrupted acc: "
+                   "mean accuracy over Gaussian noise, Gaussian blur, JPEG, brightness and contrast at "
+                   "severities 1-5 (ImageNet-C style, deterministic) on the first "
+                   "evaluate.corruption_images test images. '–': the run predates these scores.")
 LABELS = {name: method.label for name, method in METHODS.items()}
 
 
@@ -153,6 +160,16 @@ def epochs_table(methods: list[str], rows: list[dict[str, object]]) -> str:
         + [str(REFERENCE_EPOCHS[m].get(size, "–")) for m in REFERENCE_EPOCHS]
         for size in reversed(sizes)
     ]
+    return markdown_table(header, body)
+
+
+def robustness_table(methods: list[str], rows: list[dict[str, object]]) -> str:
+    """Rows = methods, columns = pool sizes: ECE and mean accuracy under corruption."""
+    sizes = sorted({int(r["size"]) for r in rows}, reverse=True)
+    by_key = {(r["method"], int(r["size"])): r for r in rows}
+    header = ["Method"] + [f"{size_label(s)}: {k}" for s in sizes for k in ("ECE", "corrupted acc")]
+    body = [[label(m)] + [cell(by_key.get((m, s)), key) for s in sizes for key in ROBUSTNESS_KEYS]
+            for m in methods]
     return markdown_table(header, body)
 
 
@@ -255,6 +272,9 @@ def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, ob
                   "shared and listed with every stage in the next table.", "",
                   seconds_table(methods, rows),
                   "", "## Wall time per stage (s)", "", stage_table(runs)]
+    if any(not math.isnan(float(r[f"{k}_mean"])) for r in rows for k in ROBUSTNESS_KEYS):
+        parts += ["", "## Calibration and robustness (test)", "", ROBUSTNESS_NOTE, "",
+                  robustness_table(methods, rows)]
     parts += ["", "## Winner at each pool size", "", *winners(methods, rows)]
     parts += ["", "![accuracy vs pool size](accuracy_vs_size.png)", ""]
     return "\n".join(parts)

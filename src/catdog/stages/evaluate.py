@@ -17,8 +17,6 @@ the test split; no training stage may load it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -28,27 +26,17 @@ from sklearn.metrics import roc_curve
 
 from catdog.atomic import save_json, save_text
 from catdog.cache import load_split
-from catdog.calibration import expected_calibration_error, reliability
-from catdog.corruptions import KINDS, SEVERITIES, corrupt
 from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_csv
 from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
 from catdog.predict import dog_probabilities
+from catdog.robustness import csv_text, score_robustness
 from catdog.stage_time import StageClock
 
 MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
-
-
-def csv_text(header: list[str], rows: list[list]) -> str:
-    """Rows as CSV text under a header line."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def training_info(method: str) -> dict:
@@ -63,18 +51,6 @@ def training_info(method: str) -> dict:
     if not isinstance(info, dict):
         raise SystemExit(f"error: {path} must hold a JSON object")
     return info
-
-
-def corruption_table(accuracy_of, images: torch.Tensor, labels: np.ndarray, seed: int
-                     ) -> list[list[float]]:
-    """Rows [severity, accuracy per kind..., mean over kinds], severity 0 being the clean images;
-    `accuracy_of(images, labels)` scores one batch of uint8 images."""
-    clean = accuracy_of(images, labels)
-    rows = [[0, *([clean] * len(KINDS)), clean]]
-    for severity in SEVERITIES:
-        accs = [accuracy_of(corrupt(images, kind, severity, seed), labels) for kind in KINDS]
-        rows.append([severity, *accs, float(np.mean(accs))])
-    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,33 +70,24 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     metrics = classification_metrics(labels, prob_dog)
-    metrics["ece"] = expected_calibration_error(labels, prob_dog)
     n_corrupt = min(params["evaluate"]["corruption_images"], len(test))
-    if n_corrupt:
-        def accuracy_of(images: torch.Tensor, truth: np.ndarray) -> float:
-            prob = dog_probabilities(net, images, int(meta["image_size"]), device, batch_size=batch_size,
-                                     bf16=bf16)
-            return float(((prob >= 0.5) == truth).mean())
 
-        table = corruption_table(accuracy_of, test.images[:n_corrupt], labels[:n_corrupt],
-                                 params["evaluate"]["corruption_seed"])
-        metrics["corruption_accuracy"] = float(np.mean([row[-1] for row in table[1:]]))
+    def prob_dog_of(images: torch.Tensor) -> np.ndarray:
+        return dog_probabilities(net, images, int(meta["image_size"]), device, batch_size=batch_size,
+                                 bf16=bf16)
+
+    plots = PLOTS_DIR / method
+    metrics |= score_robustness(plots, labels, prob_dog, prob_dog_of, test.images, n_corrupt,
+                                params["evaluate"]["corruption_seed"])
     clash = sorted(set(metrics) & set(info))
     if clash:
         raise SystemExit(f"error: models/{method}.json reuses metric keys {clash}")
     save_json(METRICS_DIR / f"{method}.json", {**metrics, **info})
 
-    plots = PLOTS_DIR / method
     save_text(plots / "confusion.csv", confusion_csv(labels, prob_dog))
     fpr, tpr, _ = roc_curve(labels, prob_dog)
     roc = [[f"{a:.6f}", f"{b:.6f}"] for a, b in zip(fpr, tpr, strict=True)]
     save_text(plots / "roc.csv", csv_text(["fpr", "tpr"], roc))
-    bins = reliability(labels, prob_dog)
-    save_text(plots / "reliability.csv", csv_text(
-        ["confidence", "accuracy", "count", "low", "high"],
-        [[f"{b['confidence']:.6f}", f"{b['accuracy']:.6f}", b["count"], b["low"], b["high"]] for b in bins]))
-    rows = [[row[0], *(f"{a:.6f}" for a in row[1:])] for row in table] if n_corrupt else []
-    save_text(plots / "corruptions.csv", csv_text(["severity", *KINDS, "mean"], rows))
     print(f"{method}: test accuracy {metrics['accuracy']:.4f}, "
           f"ROC AUC {metrics['roc_auc']:.4f} on {metrics['n']} images, ECE {metrics['ece']:.4f}"
           + (f", mean accuracy under corruption {metrics['corruption_accuracy']:.4f} "

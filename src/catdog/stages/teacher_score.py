@@ -5,12 +5,16 @@ even through the teacher file (tests/test_leakage.py checks the pipeline graph).
   metrics/teacher.json           test metrics + zero_shot_accuracy (the ImageNet classifier
                                  alone), and the teacher stage's val_accuracy, C and dtype
   plots/teacher/confusion.csv    one row per test image: actual, predicted
+  plots/teacher/reliability.csv, corruptions.csv and the metrics ece, corruption_accuracy: the
+                                 students' calibration and robustness scores (catdog.robustness)
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from catdog.atomic import save_json, save_text
@@ -18,6 +22,7 @@ from catdog.cache import load_split
 from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_csv
 from catdog.params import load_or_exit
+from catdog.robustness import score_robustness
 from catdog.stage_time import StageClock
 from catdog.teachers import (
     TEACHER_FILE,
@@ -29,7 +34,8 @@ from catdog.teachers import (
 )
 
 METRICS_FILE = "metrics/teacher.json"
-CONFUSION_FILE = "plots/teacher/confusion.csv"
+PLOTS_DIR = Path("plots/teacher")
+CONFUSION_FILE = PLOTS_DIR / "confusion.csv"
 
 
 def main() -> None:
@@ -51,6 +57,15 @@ def main() -> None:
     labels = test.labels.numpy()
     metrics = classification_metrics(labels, prob_dog)
     metrics["zero_shot_accuracy"] = float(((zero_shot >= 0.5) == labels).mean())
+    batch = params["teacher"]["batch_size"]
+
+    def prob_dog_of(images: torch.Tensor) -> np.ndarray:
+        logits = batched(teacher, images, batch)
+        return logits.float().softmax(dim=1)[:, 1].numpy()
+
+    n_corrupt = min(params["evaluate"]["corruption_images"], len(test))
+    metrics |= score_robustness(PLOTS_DIR, labels, prob_dog, prob_dog_of, test.images, n_corrupt,
+                                params["evaluate"]["corruption_seed"])
     metrics |= {k: fitted[k] for k in ("val_accuracy", "C") if k in fitted}
     metrics["dtype"] = precision  # bf16 or fp32: what the backbone ran in on test
     save_json(METRICS_FILE, metrics)
