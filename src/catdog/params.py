@@ -105,6 +105,7 @@ SCHEMA: dict[str, Spec] = {
     "compute.precision": _choice("auto", "fp32", "bf16"),
     "compute.checkpoint_every": _int(0, 10_000),
     "train.seed": _SEED,
+    "student.stem_stride": _int(1, 2),
     "teacher.arch": _choice("efficientnet_lite2", "efficientnet_lite0", "mobilenet_v2", "resnet50"),
     "teacher.image_size": _PX,
     "teacher.batch_size": _BATCH,
