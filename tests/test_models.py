@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from catdog.models import imagenet_student, load_model, save_model, student
+from catdog.models import imagenet_student, load_model, save_model, stem_stride, student
 
 SHARED_TORCH = Path(__file__).resolve().parents[2] / "shared" / "torch"
 
@@ -42,7 +42,7 @@ def test_model_file_roundtrip_and_foreign_files(tmp_path: Path) -> None:
     save_model(tmp_path / "m.pt", net, method="kd", image_size=96)
     loaded, meta = load_model(tmp_path / "m.pt")
     assert meta == {"arch": "mobilenet_v2", "method": "kd", "image_size": 96,
-                    "classes": ["Cat", "Dog"]}
+                    "classes": ["Cat", "Dog"], "stem_stride": 2}
     x = torch.randn(2, 3, 64, 64)
     assert torch.equal(loaded(x), net(x))
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
@@ -51,3 +51,17 @@ def test_model_file_roundtrip_and_foreign_files(tmp_path: Path) -> None:
     torch.save({"arch": "resnet18", "state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(SystemExit, match="holds a 'resnet18' model"):
         load_model(tmp_path / "other.pt")
+
+
+def test_low_resolution_student_keeps_its_stem_stride_through_the_model_file(tmp_path: Path) -> None:
+    net = student(stem_stride=1).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert net.features(x).shape[-1] == 4 and student().features(x).shape[-1] == 2  # 4x4 vs 2x2
+    save_model(tmp_path / "low.pt", net, method="simclr", image_size=64)
+    loaded, meta = load_model(tmp_path / "low.pt")
+    assert meta["stem_stride"] == 1 and stem_stride(loaded) == 1
+    assert torch.equal(loaded(x), net(x))
+    blob = torch.load(tmp_path / "low.pt", weights_only=True)
+    del blob["stem_stride"]  # a file written before the key existed: torchvision's stride 2
+    torch.save(blob, tmp_path / "old.pt")
+    assert stem_stride(load_model(tmp_path / "old.pt")[0]) == 2

@@ -2,7 +2,8 @@
 
 A model file (models/<method>.pt) is a dict:
   arch: "mobilenet_v2"; method: str; image_size: int (side the model was trained at);
-  classes: ["Cat", "Dog"]; state_dict: weights of torchvision's mobilenet_v2(num_classes=2).
+  classes: ["Cat", "Dog"]; state_dict: weights of torchvision's mobilenet_v2(num_classes=2);
+  stem_stride: the first convolution's stride (2 as torchvision; absent in older files: 2).
 """
 
 from __future__ import annotations
@@ -24,9 +25,21 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def student(num_classes: int = len(CLASSES)) -> nn.Module:
-    """MobileNetV2 from random init with a `num_classes` head."""
-    return mobilenet_v2(weights=None, num_classes=num_classes)
+def student(num_classes: int = len(CLASSES), stem_stride: int = 2) -> nn.Module:
+    """MobileNetV2 from random init with a `num_classes` head (stem_stride: see set_stem_stride)."""
+    return set_stem_stride(mobilenet_v2(weights=None, num_classes=num_classes), stem_stride)
+
+
+def set_stem_stride(net: nn.Module, stride: int) -> nn.Module:
+    """Set the stride of a MobileNetV2's first convolution: 2 as torchvision (a 64 px input ends
+    in a 2x2 map), 1 for low-resolution inputs as CIFAR variants do (a 4x4 map, 4x the compute).
+    The weights are the same either way, so an ImageNet start keeps them."""
+    net.features[0][0].stride = (stride, stride)
+    return net
+
+
+def stem_stride(net: nn.Module) -> int:
+    return int(net.features[0][0].stride[0])
 
 
 def encoder(net: nn.Module) -> nn.Module:
@@ -40,7 +53,7 @@ def save_model(path: str | Path, net: nn.Module, method: str, image_size: int) -
     save_torch(
         path,
         {"arch": STUDENT_ARCH, "method": method, "image_size": image_size,
-         "classes": list(CLASSES), "state_dict": state},
+         "classes": list(CLASSES), "stem_stride": stem_stride(net), "state_dict": state},
     )
 
 
@@ -50,7 +63,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     if not isinstance(blob, dict) or blob.get("arch") != STUDENT_ARCH or "state_dict" not in blob:
         arch = blob.get("arch") if isinstance(blob, dict) else type(blob).__name__
         raise SystemExit(f"error: {path} holds a {arch!r} model, expected a catdog {STUDENT_ARCH} model file")
-    net = student(len(blob.get("classes", CLASSES)))
+    net = student(len(blob.get("classes", CLASSES)), int(blob.get("stem_stride", 2)))
     try:
         net.load_state_dict(blob["state_dict"])
     except RuntimeError as err:
@@ -78,11 +91,11 @@ def imagenet_mobilenet_v2() -> nn.Module:
         ) from None
 
 
-def imagenet_student(num_classes: int = len(CLASSES)) -> nn.Module:
+def imagenet_student(num_classes: int = len(CLASSES), stem_stride: int = 2) -> nn.Module:
     """MobileNetV2 with torchvision's ImageNet weights (IMAGENET1K_V1) and a fresh head."""
     net = imagenet_mobilenet_v2()
     net.classifier[-1] = nn.Linear(FEATURE_DIM, num_classes)
-    return net
+    return set_stem_stride(net, stem_stride)
 
 
 def method_from_argv(argv: list[str] | None, description: str) -> str:

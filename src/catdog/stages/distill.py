@@ -42,10 +42,12 @@ from catdog.train_loop import (
 METHODS = {"scratch": "kd", "imagenet": "imagenet_kd", "simclr": "simclr_kd"}
 
 
-def initial_model(init: str) -> nn.Module:
+def initial_model(init: str, stem_stride: int = 2) -> nn.Module:
+    """The student at its start; the fine-tuned SimCLR model keeps its own stem stride."""
     if init == "simclr":
         return load_model(Path("models/simclr.pt"))[0]
-    return imagenet_student() if init == "imagenet" else student()
+    return (imagenet_student(stem_stride=stem_stride) if init == "imagenet"
+            else student(stem_stride=stem_stride))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     stored = (tuple(t.to(device) for t in load_crops(CROPS_FILE, labeled.files + pool.files))
               if stored_mode else None)
 
-    net = prepare_model(initial_model(args.init), device)
+    net = prepare_model(initial_model(args.init, params["student"]["stem_stride"]), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
     adapter = nn.Conv2d(FEATURE_DIM, teacher.dim, 1) if teacher and cfg["feature_weight"] > 0 else None
     trained = nn.ModuleDict({"net": net, **({"adapter": adapter} if adapter else {})})

@@ -30,13 +30,15 @@ BACKBONE_LR_READERS = ("simclr",)  # the methods that read finetune.backbone_lr 
 PRETRAINED = {"simclr": Path("models/pretrain.pt"), "simclr_imagenet": Path("models/pretrain_imagenet.pt")}
 
 
-def initial_model(init: str) -> nn.Module:
-    """The starting network for `init`, with a fresh Cat/Dog head."""
+def initial_model(init: str, stem_stride: int = 2) -> nn.Module:
+    """The starting network for `init`, with a fresh Cat/Dog head; a pretrained encoder keeps the
+    stem stride it was pretrained with, a new network gets `stem_stride`."""
     if init in PRETRAINED:
         net, _ = load_model(PRETRAINED[init])
         net.classifier[-1] = nn.Linear(FEATURE_DIM, len(CLASSES))
         return net
-    return imagenet_student() if init == "imagenet" else student()
+    return (imagenet_student(stem_stride=stem_stride) if init == "imagenet"
+            else student(stem_stride=stem_stride))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = {k: v for k, v in cfg.items() if k != "backbone_lr"}
     labeled, val = load_split("labeled"), load_split("val")
     images, labels = labeled.images.to(device), labeled.labels.to(device)
-    net = prepare_model(initial_model(method), device)
+    net = prepare_model(initial_model(method, params["student"]["stem_stride"]), device)
     # SimCLR's backbone may learn slower than the new head (near a linear probe). ImageNet's (and
     # SimCLR continued from it) learns at the head's rate: on the cpu profile's val its accuracy
     # rose with the backbone's LR up to the head's (results/tuning/finetune/imagenet.png); from

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     clock = StageClock("pretrain")
     params = load_or_exit()
     cfg, device, seed, generator = stage_setup(params, "pretrain")
-    result = pretrain(student(), cfg, device, seed, generator, method="simclr", stem="pretrain",
+    net = student(stem_stride=params["student"]["stem_stride"])
+    result = pretrain(net, cfg, device, seed, generator, method="simclr", stem="pretrain",
                       checkpoint_every=params["compute"]["checkpoint_every"])
     clock.save(carried=result.resumed_seconds)
 

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(compute["device"], compute["threads"])
     choose_precision(compute, device, cfg["image_size"], cfg["batch_size"])
     generator = seed_everything(seed, device)
-    result = pretrain(imagenet_student(), cfg, device, seed, generator, method="simclr_imagenet",
+    net = imagenet_student(stem_stride=params["student"]["stem_stride"])
+    result = pretrain(net, cfg, device, seed, generator, method="simclr_imagenet",
                       stem="pretrain_imagenet", checkpoint_every=compute["checkpoint_every"])
     clock.save(carried=result.resumed_seconds)
 

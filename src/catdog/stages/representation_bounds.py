@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     labeled, val, held = load_split("labeled"), load_split("val"), load_split(HELDOUT_FILE)
     seed_everything(params["train"]["seed"], device)
     out = {}
+    stride = params["student"]["stem_stride"]
     for name, build in (("random", student), ("imagenet", imagenet_student)):
-        backbone = prepare_model(encoder(build()), device).eval()
+        backbone = prepare_model(encoder(build(stem_stride=stride)), device).eval()
         feats = [embed(backbone, split.images, cfg["image_size"], device).cpu()
                  for split in (labeled, val, held)]
         out[name] = representation.score((feats[0], labeled.labels), (feats[1], val.labels),
