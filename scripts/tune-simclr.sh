@@ -10,18 +10,22 @@
 #   SIZE=10000 POINTS="pretrain.epochs=15" bash scripts/tune-simclr.sh
 #
 # POINTS lists one experiment per word, each a comma-joined set of overrides (default below: the
-# compute curve at 0.5x-4x of the profile's 3k budget of 30 epochs, then one knob at a time).
+# compute curve at 0.5x-4x of the profile's 3k budget of 30 epochs, then one knob at a time; the
+# 96 px and the stride-1 student at about the minutes of 30 epochs at 64 px).
 # The data stages come from the run cache when an earlier run made them. Results: `dvc exp show`.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
 size="${SIZE:-3000}"
 points="${POINTS:-pretrain.epochs=30 pretrain.epochs=15 pretrain.epochs=60 pretrain.epochs=120
   pretrain.temperature=0.5 pretrain.temperature=0.1 pretrain.image_size=96,pretrain.epochs=13
-  pretrain.weight_decay=0.0005}"
+  student.stem_stride=1,pretrain.epochs=8 pretrain.weight_decay=0.0005}"
 # The cpu profile's overrides for this size, without its scoring targets.
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
-# the floor and the ceiling at the same data params, drawn beside every point
+# the floor and the ceiling at the same data params, drawn beside every point (and for the
+# low-resolution student, its own)
 dvc exp run --queue -S "data.source=$source" "${profile[@]}" "$@" representation_bounds
+dvc exp run --queue -S "data.source=$source" "${profile[@]}" -S student.stem_stride=1 "$@" \
+  representation_bounds
 for point in $points; do
   IFS=, read -ra pairs <<<"$point"
   args=()  # the profile's overrides, but the point's value for any key the point sets

@@ -85,3 +85,23 @@ def test_cli_stops_with_one_line_when_no_point_finished(tmp_path: Path) -> None:
     show.write_text(json.dumps(_show()))
     with pytest.raises(SystemExit, match="no finished experiment"):
         main(["--show-json", str(show), "--out", str(tmp_path / "out"), "--where", "data.size=6000"])
+
+
+def test_a_newer_param_reads_as_its_default_in_older_points_and_bounds_follow_the_student() -> None:
+    show = _show()
+    exps = show[0]["experiments"]
+    low = _entry("low", 0.58, epochs=8)  # a stride-1 student: made after student.stem_stride existed
+    low["data"]["params"]["params.yaml"]["data"]["student"] = {"stem_stride": 1}
+    low_bounds = _entry("low-bounds", None)
+    low_bounds["data"]["params"]["params.yaml"]["data"]["student"] = {"stem_stride": 1}
+    low_bounds["data"]["metrics"]["metrics/representation/bounds.json"] = {"data": {
+        "random": {"probe_val": 0.6, "probe_agree": 0.52, "knn_val": 0.6},
+        "imagenet": {"probe_val": 0.9, "probe_agree": 0.81, "knn_val": 0.8}}}
+    exps += [{"executor": {"state": "success"}, "revs": [e]} for e in (low, low_bounds)]
+    points, bounds = sweep_points(show, {"data.size": 3000})
+    by_name = {p["name"]: p for p in points}
+    assert by_name["low"]["changed"] == {"student.stem_stride": 1, "pretrain.epochs": 8}
+    assert label(by_name["low"]) == "student.stem_stride=1, epochs=8"
+    assert by_name["e30"]["changed"] == {}  # lacks the key: read as the common stride 2
+    assert by_name["low"]["floor_agree"] == 0.52 and by_name["e30"]["floor_agree"] == 0.56
+    assert bounds["random"]["probe_agree"] == 0.56  # drawn: the common recipe's floor

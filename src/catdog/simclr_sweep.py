@@ -26,15 +26,17 @@ from typing import Any
 
 from catdog.atomic import atomic_path, save_text
 from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entry_name
-from catdog.params import flatten, parse_assignment
+from catdog.params import flatten, parse_assignment, read_yaml
 
+PARAMS_PATH = Path("params.yaml")
 SCORE_FILE = "metrics/representation/simclr.json"
 BOUNDS_FILE = "metrics/representation/bounds.json"
 FINETUNE_FILE = "models/simclr.json"
 TIME_FILE = "metrics/time/pretrain.json"
 SCORE_KEYS = ("probe_val", "probe_agree", "knn_val")
-RECIPE_PREFIX = "pretrain."
+RECIPE_PREFIXES = ("pretrain.", "student.")  # the params a point may change
 EPOCHS = "pretrain.epochs"
+STUDENT_PREFIX = "student."
 HELDOUT = "data.heldout"
 
 
@@ -68,17 +70,28 @@ def finished(show: list[dict[str, Any]], where: dict[str, Any]) -> list[tuple[st
 
 
 def common_recipe(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per pretrain.* param, the value most points share (ties: the first point's)."""
-    keys = {k for p in points for k in p["params"] if k.startswith(RECIPE_PREFIX)}
+    """Per recipe param, the value most points share (ties: the first point's)."""
+    keys = {k for p in points for k in p["params"] if k.startswith(RECIPE_PREFIXES)}
     return {k: Counter(p["params"].get(k) for p in points).most_common(1)[0][0] for k in sorted(keys)}
 
 
-def sweep_points(show: list[dict[str, Any]], where: dict[str, Any] | None = None
+def with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A point made before a recipe param existed lacks it: it ran at the default (the project's
+    rule for adding params), so it reads as the default."""
+    return {**{k: v for k, v in defaults.items() if k.startswith(RECIPE_PREFIXES)}, **params}
+
+
+def sweep_points(show: list[dict[str, Any]], where: dict[str, Any] | None = None,
+                 defaults: dict[str, Any] | None = None
                  ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
     """The sweep's points (one dict each, `changed` naming what differs from the common recipe)
-    and the bounds ({"random": score, "imagenet": score}; {} when no experiment scored them)."""
-    runs = finished(show, where or {})
-    bounds = next((files[BOUNDS_FILE] for _, _, files in runs if BOUNDS_FILE in files), {})
+    and the bounds ({"random": score, "imagenet": score}; {} when no experiment scored them).
+    `defaults`: the params' default values (default: this repository's params.yaml)."""
+    if defaults is None:
+        defaults = flatten(read_yaml(PARAMS_PATH.read_text()) or {}) if PARAMS_PATH.is_file() else {}
+    runs = [(name, with_defaults(params, defaults), files)
+            for name, params, files in finished(show, where or {})]
+    scored_bounds = [(params, files[BOUNDS_FILE]) for _, params, files in runs if BOUNDS_FILE in files]
     points = []
     for name, params, files in runs:
         score = files.get(SCORE_FILE) or {}
@@ -89,16 +102,29 @@ def sweep_points(show: list[dict[str, Any]], where: dict[str, Any] | None = None
                        "finetune_val": tuned.get("val_accuracy"),
                        "pretrain_seconds": (files.get(TIME_FILE) or {}).get("seconds"),
                        "val_images": params.get("data.val"), "heldout_images": params.get(HELDOUT)})
+    bounds: dict[str, dict[str, float]] = {}
     if points:
         base = common_recipe(points)
         for p in points:
             p["changed"] = {k: v for k, v in p["params"].items()
-                            if k.startswith(RECIPE_PREFIX) and base.get(k) != v}
+                            if k.startswith(RECIPE_PREFIXES) and base.get(k) != v}
+            floor = bounds_of(scored_bounds, p["params"], base).get("random", {})
+            p["floor_agree"] = floor.get("probe_agree")
+        bounds = bounds_of(scored_bounds, base, base)
     return points, bounds
 
 
+def bounds_of(scored: list[tuple[dict, dict]], params: dict[str, Any], base: dict[str, Any]
+              ) -> dict[str, dict[str, float]]:
+    """The bounds scored with the same student architecture (student.* keys) as `params`, or {}."""
+    def student(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: p.get(k) for k in base if k.startswith(STUDENT_PREFIX)}
+
+    return next((b for p, b in scored if student(p) == student(params)), {})
+
+
 def label(point: dict[str, Any]) -> str:
-    changes = (f"{k.removeprefix(RECIPE_PREFIX)}={v}" for k, v in point["changed"].items())
+    changes = (f"{k.removeprefix('pretrain.')}={v}" for k, v in point["changed"].items())
     return ", ".join(changes) or "common recipe"
 
 
@@ -114,13 +140,14 @@ def se(acc: float, n: int | None) -> float:
 
 
 def write_csv(points: list[dict[str, Any]], path: Path) -> None:
-    fields = ["name", "changed", EPOCHS, *SCORE_KEYS, "finetune_val", "pretrain_seconds"]
+    fields = ["name", "changed", EPOCHS, *SCORE_KEYS, "floor_agree", "finetune_val", "pretrain_seconds"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for p in sorted(points, key=lambda p: -p["probe_agree"]):
         writer.writerow({"name": p["name"], "changed": label(p), EPOCHS: p["params"].get(EPOCHS),
                          **{k: round(p[k], 4) for k in SCORE_KEYS},
+                         "floor_agree": p["floor_agree"],
                          "finetune_val": None if p["finetune_val"] is None else round(p["finetune_val"], 4),
                          "pretrain_seconds": p["pretrain_seconds"]})
     save_text(path, buf.getvalue())
