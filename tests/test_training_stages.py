@@ -63,6 +63,7 @@ def test_pretrain_then_finetune_starts_from_the_simclr_encoder(workspace: Path) 
     finetune.main(["simclr"])
     info = json.loads((workspace / "models/simclr.json").read_text())
     assert 1 <= info["epochs"] <= info["epochs_run"] == 2 and info["train_seconds"] > 0
+    assert 0.0 <= info["heldout_agree"] <= 1.0  # agreement on the heldout file's 12 images
     tuned, meta = load_model("models/simclr.pt")
     assert meta["image_size"] == 32
     assert not torch.equal(tuned.features[0][0].weight, encoder.features[0][0].weight)
@@ -124,7 +125,8 @@ def test_distill_asks_the_teacher_as_configured(workspace: Path, mode: str,
         assert calls == {"whole": 0, "crops": 0}
     net, meta = load_model("models/kd.pt")
     assert meta["method"] == "kd"
-    assert json.loads((workspace / "models/kd.json").read_text())["epochs_run"] == 2
+    info = json.loads((workspace / "models/kd.json").read_text())
+    assert info["epochs_run"] == 2 and 0.0 <= info["heldout_agree"] <= 1.0
 
 
 def test_feature_distillation_trains_an_adapter_on_teacher_maps(workspace: Path,

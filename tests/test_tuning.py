@@ -45,7 +45,7 @@ def test_standard_error_is_binomial_on_the_val_size() -> None:
     b = next(p for p in points if p["name"] == "b")
     assert b["val_images"] == 180
     assert standard_error(b) == pytest.approx((0.86 * 0.14 / 180) ** 0.5)
-    assert standard_error({**b, "val_images": None}) == 0.0
+    assert standard_error({**b, "score_images": None}) == 0.0
 
 
 def test_best_point_breaks_ties_by_fewer_epochs() -> None:
@@ -99,3 +99,24 @@ def test_a_one_param_sweep_needs_no_series(tmp_path: Path, capsys: pytest.Captur
         assert img.convert("L").getextrema()[0] < 100  # not blank
     out = capsys.readouterr().out
     assert "best on val 0.860 at distill.temperature=4.0 (d)" in out and "alpha" not in out
+
+
+def test_a_sweep_can_be_read_on_teacher_agreement(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = _show()
+    agree = {"a": 0.70, "b": 0.74, "c": 0.78, "d": 0.72, "e": 0.71, "w": 0.69}
+    for group in show[1]["experiments"]:
+        for entry in group["revs"]:
+            info = entry["data"]["metrics"].get("models/kd.json")
+            if info and entry["name"] in agree:
+                info["data"]["heldout_agree"] = agree[entry["name"]]
+                entry["data"]["params"]["params.yaml"]["data"]["data"]["heldout"] = 2000
+    points = val_points(show, "kd", "distill.temperature", "distill.alpha", metric="heldout_agree")
+    assert best_point(points)["name"] == "c"  # on val "b" and "d" lead: the metric decides
+    c = next(p for p in points if p["name"] == "c")
+    assert standard_error(c) == pytest.approx((0.78 * 0.22 / 2000) ** 0.5)
+    (tmp_path / "show.json").write_text(json.dumps(show))
+    main(["kd", "--x", "distill.temperature", "--series", "distill.alpha", "--metric", "heldout_agree",
+          "--out", str(tmp_path / "out"), "--show-json", str(tmp_path / "show.json")])
+    assert "best teacher agreement 0.780" in capsys.readouterr().out
+    rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+    assert {"heldout_agree", "val_accuracy"} <= set(rows[0])

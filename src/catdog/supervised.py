@@ -13,7 +13,7 @@ from torch import nn
 
 from catdog.atomic import save_json
 from catdog.augment import eval_view
-from catdog.cache import Split
+from catdog.cache import HELDOUT_FILE, Split, load_split
 from catdog.device import fused
 from catdog.models import save_model
 from catdog.train_loop import Result, autocast, cosine_with_warmup, fingerprint, steps_per_epoch, train
@@ -99,8 +99,15 @@ def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
     save_model(Path(f"models/{method}.pt"), net, method=method, image_size=size)
     best = result.history[result.best_epoch - 1]
     # val_accuracy: what tuning compares (never test); eval_size: the side val and test see.
-    save_json(Path(f"models/{method}.json"),
-              result.info() | {"val_accuracy": best["val/acc"], "eval_size": size})
+    info = result.info() | {"val_accuracy": best["val/acc"], "eval_size": size}
+    # heldout_agree: agreement with the teacher on the heldout stage's unlabeled images, which no
+    # pool holds: a tenth of val's noise, no label and no test image needed.
+    if HELDOUT_FILE.is_file():
+        held = load_split(HELDOUT_FILE)
+        info["heldout_agree"] = val_scores(net, held.images, held.labels, size, device)["val/acc"]
+    else:
+        print(f"{stage} {method}: {HELDOUT_FILE} not found, no heldout_agree", file=sys.stderr)
+    save_json(Path(f"models/{method}.json"), info)
     print(f"{stage} {method}: best val acc {best['val/acc']:.3f} at epoch {result.best_epoch} "
           f"of {result.epochs_run} ({result.seconds:.0f}s)", file=sys.stderr)
     return result

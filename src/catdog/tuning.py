@@ -35,12 +35,16 @@ from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_
 from catdog.params import flatten, parse_assignment
 
 INFO_KEYS = ("val_accuracy", "epochs", "train_seconds")  # from models/<method>.json
+# What a sweep may be read on, and the params.yaml key holding its image count (standard error):
+# val accuracy, or agreement with the teacher on the heldout stage's unlabeled images.
+METRICS = {"val_accuracy": "data.val", "heldout_agree": "data.heldout"}
 
 
 def val_points(show: list[dict[str, Any]], method: str, x: str, series: str | None = None,
-               where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+               where: dict[str, Any] | None = None, metric: str = "val_accuracy") -> list[dict[str, Any]]:
     """One dict per finished experiment that trained `method` with every param in `where` at its
-    value: name, x, series (when given) and INFO_KEYS."""
+    value: name, x, series (when given), INFO_KEYS and, when `metric` is another of METRICS, that
+    metric too; "score" is `metric`'s value and "score_images" its image count."""
     swept = [x] + ([series] if series else [])
     points, seen = [], set()
     for entry, state in exp_entries(show):
@@ -49,13 +53,15 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str | No
             continue  # the workspace and baseline commits hold whatever ran there last, any recipe
         params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
         info = ((data.get("metrics") or {}).get(f"models/{method}.json") or {}).get("data") or {}
-        if "val_accuracy" not in info or any(key not in params for key in swept):
+        if metric not in info or any(key not in params for key in swept):
             continue
         if any(key not in params or params[key] != value for key, value in (where or {}).items()):
             continue  # another sweep's point
         point = {"name": exp_entry_name(entry), **{key: params[key] for key in swept},
-                 **{k: info.get(k) for k in INFO_KEYS}, "val_images": params.get("data.val")}
-        key = (*(point[k] for k in swept), point["val_accuracy"], point["epochs"])
+                 **{k: info.get(k) for k in INFO_KEYS}, "val_images": params.get("data.val"),
+                 **({metric: info[metric]} if metric not in INFO_KEYS else {}),
+                 "score": info[metric], "score_images": params.get(METRICS[metric])}
+        key = (*(point[k] for k in swept), point["score"], point["epochs"])
         if key not in seen:  # an experiment listed twice
             seen.add(key)
             points.append(point)
@@ -63,13 +69,13 @@ def val_points(show: list[dict[str, Any]], method: str, x: str, series: str | No
 
 
 def best_point(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Highest val accuracy; ties go to the one that got there in fewer epochs."""
-    return max(points, key=lambda p: (p["val_accuracy"], -(p["epochs"] or 0)))
+    """Highest score; ties go to the one that got there in fewer epochs."""
+    return max(points, key=lambda p: (p["score"], -(p["epochs"] or 0)))
 
 
 def standard_error(point: dict[str, Any]) -> float:
-    """Binomial standard error of the point's val accuracy (0 when the val size is unknown)."""
-    n, acc = point.get("val_images"), point["val_accuracy"]
+    """Binomial standard error of the point's score (0 when its image count is unknown)."""
+    n, acc = point.get("score_images"), point["score"]
     return (acc * (1 - acc) / n) ** 0.5 if n else 0.0
 
 
@@ -82,7 +88,9 @@ def write_csv(points: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, path: Path,
-         where: dict[str, Any] | None = None) -> None:
+         where: dict[str, Any] | None = None, metric: str = "val_accuracy") -> None:
+    what = {"val_accuracy": "best val accuracy",
+            "heldout_agree": "agreement with the teacher (heldout)"}.get(metric, metric)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,21 +100,21 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, 
     for value in sorted({p[series] for p in points}) if series else [None]:
         mine = sorted((p for p in points if series is None or p[series] == value),
                       key=lambda p: p[x])
-        ax.errorbar([p[x] for p in mine], [p["val_accuracy"] for p in mine],
+        ax.errorbar([p[x] for p in mine], [p["score"] for p in mine],
                     yerr=[standard_error(p) for p in mine], marker="o", capsize=3,
-                    label=f"{series} = {value:g}" if series else "best val accuracy")
+                    label=f"{series} = {value:g}" if series else what)
     best = best_point(points)
-    ax.scatter([best[x]], [best["val_accuracy"]], s=160, facecolors="none", edgecolors="black",
-               label="best on val")
+    ax.scatter([best[x]], [best["score"]], s=160, facecolors="none", edgecolors="black",
+               label="best")
     xs = sorted({p[x] for p in points})
     if min(xs) > 0 and max(xs) / min(xs) >= 8:
         ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [f"{v:g}" for v in xs])
     ax.set_xlabel(x)
-    sizes = sorted({p["val_images"] for p in points if p["val_images"]})
-    ax.set_ylabel(f"best val accuracy ({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)")
+    sizes = sorted({p["score_images"] for p in points if p["score_images"]})
+    ax.set_ylabel(f"{what} ({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)")
     fixed = ", ".join(f"{k}={v}" for k, v in (where or {}).items())
-    ax.set_title(f"{method}: val accuracy over the sweep ({len(points)} runs)"
+    ax.set_title(f"{method}: {what} over the sweep ({len(points)} runs)"
                  + (f"\n{fixed}" if fixed else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
                         help="keep only experiments with this param value (repeatable)")
     parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` (default: run it)")
+    parser.add_argument("--metric", choices=list(METRICS), default="val_accuracy",
+                        help="what to read the sweep on (default: %(default)s)")
     args = parser.parse_args(argv)
     where = dict(parse_assignment(item) for item in args.where)
     if args.show_json:
@@ -135,17 +145,18 @@ def main(argv: list[str] | None = None) -> None:
         if done.returncode != 0:
             raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
         show = json.loads(done.stdout)
-    points = val_points(show, args.method, args.x, args.series, where)
+    points = val_points(show, args.method, args.x, args.series, where, args.metric)
     if not points:
         only = "".join(f", {k}={v}" for k, v in where.items())
         swept = args.x + (f" and {args.series}" if args.series else "")
-        raise SystemExit(f"error: no finished experiment has models/{args.method}.json with "
-                         f"{swept}{only}: run the sweep first")
+        raise SystemExit(f"error: no finished experiment has {args.metric} in models/{args.method}.json "
+                         f"with {swept}{only}: run the sweep first")
     write_csv(points, args.out / f"{args.method}.csv")
-    plot(points, args.method, args.x, args.series, args.out / f"{args.method}.png", where)
+    plot(points, args.method, args.x, args.series, args.out / f"{args.method}.png", where, args.metric)
     best = best_point(points)
     at = f"{args.x}={best[args.x]}" + (f", {args.series}={best[args.series]}" if args.series else "")
-    print(f"{args.method}: {len(points)} runs; best on val {best['val_accuracy']:.3f} at {at} "
+    on = {"val_accuracy": "on val", "heldout_agree": "teacher agreement"}[args.metric]
+    print(f"{args.method}: {len(points)} runs; best {on} {best['score']:.3f} at {at} "
           f"({best['name']}); wrote {args.out}/{args.method}.csv and .png")
 
 
