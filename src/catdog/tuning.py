@@ -102,7 +102,8 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, 
                       key=lambda p: p[x])
         ax.errorbar([p[x] for p in mine], [p["score"] for p in mine],
                     yerr=[standard_error(p) for p in mine], marker="o", capsize=3,
-                    label=f"{series} = {value:g}" if series else what)
+                    label=f"{series} = {value:g}" if isinstance(value, int | float)
+                    else f"{series} = {value}" if series else what)
     best = best_point(points)
     ax.scatter([best[x]], [best["score"]], s=160, facecolors="none", edgecolors="black",
                label="best")
