@@ -81,6 +81,7 @@ def _choice(*options: str) -> Spec:
     return Spec(str, lambda v: v in options, "one of " + ", ".join(options))
 
 
+_BOOL = Spec(bool, allowed="true or false")
 _SEED = _int(0)
 _EPOCHS = _int(1, 10_000)
 _BATCH = _int(1, 65_536)
@@ -113,6 +114,7 @@ SCHEMA: dict[str, Spec] = {
     "teacher_crops.crops": _int(0, 256),
     "teacher_crops.min_scale": _float(0.01, 1.0),
     "teacher_crops.seed": _SEED,
+    "teacher_crops.attention": _BOOL,
     "pretrain.epochs": _EPOCHS,
     "pretrain.batch_size": _int(2, 65_536),
     "pretrain.lr": _LR,
@@ -201,10 +203,13 @@ def _check_combinations(flat: dict[str, Any]) -> None:
             f"distill.feature_weight={flat['distill.feature_weight']} needs distill.teacher_mode=online "
             "(feature maps of the very crop the student sees)"
         )
-    if flat["distill.attention_weight"] > 0 and flat["distill.teacher_mode"] != "online":
+    if flat["distill.attention_weight"] > 0 and not (
+            flat["distill.teacher_mode"] == "online"
+            or (flat["distill.teacher_mode"] == "crops" and flat["teacher_crops.attention"])):
         raise ParamError(
-            f"distill.attention_weight={flat['distill.attention_weight']} needs "
-            "distill.teacher_mode=online (attention maps of the very crop the student sees)"
+            f"distill.attention_weight={flat['distill.attention_weight']} needs the teacher's maps of "
+            "the very crop the student sees: distill.teacher_mode=online, or crops with "
+            "teacher_crops.attention true"
         )
     if flat["distill.teacher_mode"] == "crops" and flat["teacher_crops.crops"] == 0:
         raise ParamError("distill.teacher_mode=crops needs teacher_crops.crops > 0 (the stored crops "
