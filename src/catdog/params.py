@@ -185,7 +185,7 @@ def validate(tree: Any) -> None:
             raise ParamError(f"parameter {key} is missing from params.yaml")
         value = flat[key]
         # bool is an int subclass in Python; never accept it for a number.
-        if isinstance(value, bool) or not isinstance(value, spec.kind):
+        if (isinstance(value, bool) and spec.kind is not bool) or not isinstance(value, spec.kind):
             want = spec.kind.__name__ if isinstance(spec.kind, type) else "number"
             raise ParamError(f"{key}={value!r} has the wrong type: expected {want}")
         if not spec.check(value):
