@@ -68,8 +68,9 @@ def test_the_stage_stores_the_teachers_logits_of_each_stored_crop(workspace: Pat
     teacher_crops.main([])
     labeled, pool = load_split("labeled"), load_split("pool")
     files = labeled.files + pool.files
-    boxes, logits = load_crops(CROPS_FILE, files)
+    boxes, logits, energies = load_crops(CROPS_FILE, files)
     assert boxes.shape == (24, 3, 5) and logits.shape == (24, 3, 2)
+    assert energies == []  # teacher_crops.attention false: logits only
     teacher = load_teacher("models/teacher.pt")
     images = torch.cat([labeled.images, pool.images])
     for i, k in ((0, 0), (7, 2), (23, 1)):  # a labeled image, pool images
@@ -127,7 +128,7 @@ def test_each_image_learns_one_of_its_own_stored_targets(monkeypatch: pytest.Mon
     net = student()
     for _ in range(8):
         distillation.distill_loss(net, None, batch, torch.full((n,), -1), None, cfg, generator,
-                                  stored=(boxes, stored_logits))
+                                  stored=(boxes, stored_logits, []))
     picks = set()
     for targets in seen:
         for i in range(n):
@@ -135,3 +136,58 @@ def test_each_image_learns_one_of_its_own_stored_targets(monkeypatch: pytest.Mon
             assert len(match) == 1, f"image {i}: target is none of its own stored crops' logits"
             picks.add(int(match[0]))
     assert picks == set(range(k))  # every stored crop gets drawn
+
+
+def test_stored_attention_maps_are_the_teachers_energy_of_each_crop(workspace: Path) -> None:
+    from catdog.attention import STRIDES, energy_map, maps_by_stride
+    from catdog.stages import teacher_crops
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"]["attention"] = True
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    teacher_crops.main([])
+    labeled, pool = load_split("labeled"), load_split("pool")
+    boxes, _, energies = load_crops(CROPS_FILE, labeled.files + pool.files)
+    assert [e.shape for e in energies] == [(24, 3, 64 // s, 64 // s) for s in STRIDES]
+    teacher = load_teacher("models/teacher.pt")
+    with torch.no_grad():
+        _, _, blocks = teacher.forward01_with_maps(cut_boxes01(pool.images[:1], boxes[8, 1:2], 64))
+    for stored, block in zip(energies, maps_by_stride(blocks, 64, STRIDES), strict=True):
+        assert torch.allclose(stored[8, 1].float(), energy_map(block)[0, 0], rtol=1e-2, atol=1e-3)
+
+
+def test_attention_transfer_from_stored_maps_adds_its_term(monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.attention import STUDENT_BLOCKS, energy_loss
+
+    n = 4
+    batch = torch.randint(0, 256, (n, 3, 40, 40), dtype=torch.uint8)
+    boxes = crop_boxes01(n, torch.Generator().manual_seed(1)).view(n, 1, 5)
+    logits = torch.randn(n, 1, 2, generator=torch.Generator().manual_seed(2))
+    energies = [torch.rand(n, 1, side, side, generator=torch.Generator().manual_seed(side))
+                for side in (8, 4, 2)]
+    cfg = {"image_size": 32, "temperature": 4.0, "alpha": 1.0, "label_smoothing": 0.0}
+    net = student().eval()  # eval: BatchNorm uses its running statistics, so both calls agree
+    plain = distillation.distill_loss(net, None, batch, torch.full((n,), -1), None, cfg,
+                                      torch.Generator().manual_seed(0), stored=(boxes, logits, energies))
+    with_at = distillation.distill_loss(net, None, batch, torch.full((n,), -1), None,
+                                        cfg | {"attention_weight": 100.0}, torch.Generator().manual_seed(0),
+                                        stored=(boxes, logits, energies))
+    crops = cut_boxes01(batch, boxes[:, 0], 32)
+    _, _, taps = distillation.student_outputs(net, distillation.normalize(crops), STUDENT_BLOCKS)
+    expected = 100.0 * energy_loss(taps, [e[:, 0].unsqueeze(1) for e in energies])
+    assert (with_at - plain).item() == pytest.approx(expected.item(), rel=1e-4)
+    assert expected.item() > 0
+
+
+def test_distill_in_crops_mode_with_attention_runs_without_the_teacher(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import distill, teacher_crops
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"]["attention"] = True
+    params["distill"]["attention_weight"] = 500.0
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    teacher_crops.main([])
+    monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
+    distill.main(["scratch"])
+    assert load_model("models/kd.pt")[1]["method"] == "kd"

@@ -73,6 +73,30 @@ def test_feature_distillation_needs_the_online_teacher(params: dict) -> None:
     validate(params)
 
 
+def test_attention_transfer_needs_the_teachers_maps_of_the_students_crop(params: dict) -> None:
+    params["distill"].update({"attention_weight": 500.0, "teacher_mode": "cached"})
+    with pytest.raises(ParamError, match="needs the teacher's maps"):
+        validate(params)
+    params["distill"]["teacher_mode"] = "crops"
+    params["teacher_crops"].update({"crops": 4, "attention": False})
+    with pytest.raises(ParamError, match="teacher_crops.attention true"):
+        validate(params)
+    params["teacher_crops"]["attention"] = True
+    validate(params)
+    params["distill"]["teacher_mode"] = "online"
+    validate(params)
+    params["teacher_crops"]["attention"] = 1  # a number is no boolean
+    with pytest.raises(ParamError, match="teacher_crops.attention=1 has the wrong type"):
+        validate(params)
+
+
+def test_crops_mode_needs_stored_crops(params: dict) -> None:
+    params["distill"]["teacher_mode"] = "crops"
+    params["teacher_crops"]["crops"] = 0
+    with pytest.raises(ParamError, match="teacher_crops.crops > 0"):
+        validate(params)
+
+
 def test_warmup_must_be_shorter_than_training(params: dict) -> None:
     params["pretrain"]["warmup_epochs"] = params["pretrain"]["epochs"]
     with pytest.raises(ParamError, match="warmup_epochs"):

@@ -14,23 +14,40 @@ import torch
 import torch.nn.functional as F
 
 STUDENT_BLOCKS = (6, 13, 18)  # MobileNetV2 `features` indices ending the stride-8, -16 and -32 stages
+STRIDES = (8, 16, 32)  # the strides of STUDENT_BLOCKS at torchvision's stem stride
 
 
-def attention_map(fmap: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """[N, C, H, W] -> [N, h*w]: normalised channel mean of squares, area-pooled to `size` first."""
-    energy = fmap.float().pow(2).mean(dim=1, keepdim=True)
+def energy_map(fmap: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> [N, 1, H, W]: the channel mean of squared activations (float32)."""
+    return fmap.float().pow(2).mean(dim=1, keepdim=True)
+
+
+def normalised(energy: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """[N, 1, H, W] energy -> [N, h*w]: area-pooled to `size` first, then L2-normalised."""
+    energy = energy.float()
     if size is not None and tuple(energy.shape[-2:]) != tuple(size):
         energy = F.adaptive_avg_pool2d(energy, size)
     return F.normalize(energy.flatten(1), dim=1)
 
 
+def attention_map(fmap: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """[N, C, H, W] -> [N, h*w]: normalised channel mean of squares, area-pooled to `size` first."""
+    return normalised(energy_map(fmap), size)
+
+
 def attention_loss(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor]) -> torch.Tensor:
     """Sum over layer pairs of mean((Q_s - Q_t)^2); the teacher side carries no gradient."""
-    if len(student_maps) != len(teacher_maps) or not student_maps:
-        raise ValueError(f"{len(student_maps)} student maps against {len(teacher_maps)} teacher maps")
+    return energy_loss(student_maps, [energy_map(t.detach()) for t in teacher_maps])
+
+
+def energy_loss(student_maps: list[torch.Tensor], teacher_energies: list[torch.Tensor]) -> torch.Tensor:
+    """attention_loss with the teacher's side given as energy maps [N, 1, h, w] (energy_map), as
+    the teacher_crops stage stores them."""
+    if len(student_maps) != len(teacher_energies) or not student_maps:
+        raise ValueError(f"{len(student_maps)} student maps against {len(teacher_energies)} teacher maps")
     total = student_maps[0].new_zeros((), dtype=torch.float32)
-    for s, t in zip(student_maps, teacher_maps, strict=True):
-        q_t = attention_map(t.detach(), tuple(s.shape[-2:]))
+    for s, t in zip(student_maps, teacher_energies, strict=True):
+        q_t = normalised(t.detach(), tuple(s.shape[-2:]))
         total = total + (attention_map(s) - q_t).pow(2).mean()
     return total
 

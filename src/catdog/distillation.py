@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catdog.attention import STUDENT_BLOCKS, attention_loss, maps_by_stride
+from catdog.attention import STUDENT_BLOCKS, attention_loss, energy_loss, maps_by_stride
 from catdog.augment import crop_flip01, cut_boxes01, normalize
 from catdog.kd_loss import feature_loss, kd_loss
 from catdog.precision import autocast
@@ -34,25 +34,30 @@ def student_outputs(net: nn.Module, x: torch.Tensor, taps: tuple[int, ...] = ()
 def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, labels: torch.Tensor,
                  targets: torch.Tensor | None, cfg: dict, generator: torch.Generator,
                  adapter: nn.Module | None = None,
-                 stored: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                 stored: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None = None
+                 ) -> torch.Tensor:
     """KD loss of one uint8 batch (labels < 0 mark unlabeled images). With `targets` (cached
     teacher logits of whole images) the student sees a random crop; with `stored` (the batch's
-    crop boxes [B, K, 5] and the teacher's logits of them [B, K, 2], stage teacher_crops) it sees
-    one of its image's K stored crops, drawn at random, and learns that crop's own target; with
+    crop boxes [B, K, 5], the teacher's logits of them [B, K, 2] and, for attention transfer, its
+    energy maps [B, K, h, w] per stride; stage teacher_crops) it sees one of its image's K stored
+    crops, drawn at random, and learns that crop's own targets; with
     neither, the teacher is asked online about the very same crop, cut at the teacher's
     resolution and shrunk for the student. With an `adapter` (1x1 conv, student -> teacher
     channels) the feature-map hint loss is added."""
     size = cfg["image_size"]
+    attention_weight = cfg.get("attention_weight", 0.0)
+    stored_energies: list[torch.Tensor] = []
     if stored is not None:
-        boxes, crop_logits = stored
+        boxes, crop_logits, energies = stored
         rows = torch.arange(len(batch), device=boxes.device)
         pick = torch.randint(boxes.shape[1], (len(batch),), generator=generator,
                              device=generator.device).to(boxes.device)
         crops, targets = cut_boxes01(batch, boxes[rows, pick], size), crop_logits[rows, pick]
+        if attention_weight > 0:
+            stored_energies = [e[rows, pick].unsqueeze(1) for e in energies]
     else:
         crops = crop_flip01(batch, size if targets is not None else teacher.image_size, generator,
                             min_scale=MIN_SCALE)
-    attention_weight = cfg.get("attention_weight", 0.0)
     teacher_map, teacher_blocks = None, []
     if targets is None:
         with torch.no_grad():
@@ -62,7 +67,7 @@ def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, l
                 targets, teacher_map = teacher.forward01_with_map(crops)
         crops = F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
                               align_corners=False)
-    taps = STUDENT_BLOCKS if teacher_blocks else ()
+    taps = STUDENT_BLOCKS if teacher_blocks or stored_energies else ()
     with autocast(batch.device):
         logits, fmap, student_blocks = student_outputs(
             net, normalize(crops).contiguous(memory_format=torch.channels_last), taps)
@@ -71,7 +76,9 @@ def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, l
                    labeled_mask=labels >= 0, label_smoothing=cfg["label_smoothing"])
     if hint is not None and teacher_map is not None:
         loss = loss + cfg["feature_weight"] * feature_loss(hint, teacher_map)
-    if student_blocks:
+    if student_blocks and stored_energies:
+        loss = loss + attention_weight * energy_loss(student_blocks, stored_energies)
+    elif student_blocks:
         strides = tuple(round(size / m.shape[-1]) for m in student_blocks)
         matched = maps_by_stride(teacher_blocks, teacher.image_size, strides)
         loss = loss + attention_weight * attention_loss(student_blocks, matched)

@@ -294,9 +294,11 @@ def load_logits(path: str | Path, files: list[str]) -> torch.Tensor:
     return blob["logits"][torch.tensor([row[f] for f in files], dtype=torch.long)]
 
 
-def load_crops(path: str | Path, files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(boxes [len(files), K, 5], logits [len(files), K, 2]) of the teacher_crops stage, rows in
-    the order of `files`; one-line errors when the file holds no crops or misses some images."""
+def load_crops(path: str | Path, files: list[str]
+               ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """(boxes [len(files), K, 5], logits [len(files), K, 2], energies: [] or [len(files), K, h, w]
+    per stride 8/16/32) of the teacher_crops stage, rows in the order of `files`; one-line errors
+    when the file holds no crops or misses some images."""
     blob = load_torch_file(path, "teacher crops", ": run the teacher_crops stage first")
     if not isinstance(blob, dict) or not {"files", "boxes", "logits"} <= set(blob):
         raise SystemExit(f"error: {path} is not a catdog teacher-crops file")
@@ -309,4 +311,4 @@ def load_crops(path: str | Path, files: list[str]) -> tuple[torch.Tensor, torch.
         raise SystemExit(f"error: {path} lacks the crops of {len(missing)} of {len(files)} images "
                          f"(first: {missing[0]}): rerun the teacher_crops stage (dvc repro)")
     index = torch.tensor([row[f] for f in files], dtype=torch.long)
-    return blob["boxes"][index], blob["logits"][index]
+    return blob["boxes"][index], blob["logits"][index], [e[index] for e in blob.get("energies", [])]

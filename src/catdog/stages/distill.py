@@ -72,8 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     soft_targets = (load_logits(LOGITS_FILE, labeled.files + pool.files).to(device)
                     if cfg["teacher_mode"] == "cached" else None)
     # Crops mode: K stored crops of each image (boxes) and the teacher's logits of each.
-    stored = (tuple(t.to(device) for t in load_crops(CROPS_FILE, labeled.files + pool.files))
-              if stored_mode else None)
+    stored = None
+    if stored_mode:
+        boxes, crop_logits, energies = load_crops(CROPS_FILE, labeled.files + pool.files)
+        if cfg["attention_weight"] > 0 and not energies:
+            raise SystemExit(f"error: {CROPS_FILE} holds no attention maps: distill.attention_weight "
+                             "in crops mode needs teacher_crops.attention true")
+        stored = (boxes.to(device), crop_logits.to(device), [e.to(device) for e in energies])
 
     net = prepare_model(initial_model(args.init, params["student"]["stem_stride"]), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         order = batches(len(images), cfg["batch_size"], generator)
         for idx in progress(order, f"{method} {epoch}"):
             targets = soft_targets[idx] if soft_targets is not None else None
-            batch_stored = (stored[0][idx], stored[1][idx]) if stored is not None else None
+            batch_stored = (stored[0][idx], stored[1][idx], [e[idx] for e in stored[2]]
+                            if cfg["attention_weight"] > 0 else []) if stored is not None else None
             loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator,
                                 adapter, batch_stored)
             optimize(loss, optimizer, scheduler)

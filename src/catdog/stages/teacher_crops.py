@@ -8,9 +8,13 @@ and `data.max_size` pool image and stores the teacher's logits of each; `distill
 crops` then trains each step on one of an image's stored crops with its own target. With
 `teacher_crops.crops: 0` (the default) the stage writes an empty file at no cost.
 
+With `teacher_crops.attention`, the teacher's energy maps of each crop at strides 8, 16 and 32
+are stored too (catdog.attention; about 2 KB per crop at 224 px), so that attention transfer
+runs without the teacher as well (distill.attention_weight in crops mode).
+
 Writes data/teacher/crops.pt: {"files": N source paths (labeled first, then the pool in rank
 order), "boxes": float32 [N, K, 5] (catdog.augment.crop_boxes01), "logits": float32 [N, K, 2],
-"precision", "min_scale", "seed"}.
+"energies": [] or float16 [N, K, h, w] per stride, "strides", "precision", "min_scale", "seed"}.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import torch
 
 from catdog.atomic import save_torch
+from catdog.attention import STRIDES, energy_map, maps_by_stride
 from catdog.augment import crop_boxes01, cut_boxes01
 from catdog.cache import RAW_IMAGES, load_split
 from catdog.decode_splits import pool_rows, read_index, rows_split
@@ -30,20 +35,28 @@ from catdog.teachers import CROPS_FILE, TEACHER_FILE, Teacher, choose_teacher_pr
 from catdog.train_loop import progress
 
 
-def teacher_crop_logits(teacher: Teacher, images: torch.Tensor, boxes: torch.Tensor,
-                        batch_size: int, desc: str) -> torch.Tensor:
+def teacher_crop_targets(teacher: Teacher, images: torch.Tensor, boxes: torch.Tensor,
+                         batch_size: int, desc: str, attention: bool = False
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits [N, K, 2] of the teacher on each image's K boxed crops (boxes [N, K, 5]), about
-    `batch_size` crops per forward."""
+    `batch_size` crops per forward; with `attention`, also its energy maps (catdog.attention) at
+    strides 8, 16 and 32, float16 [N, K, h, w] each; else []."""
     n, k = boxes.shape[:2]
     per = max(1, batch_size // k)  # images per forward
     device = teacher.mean.device
-    out = []
+    logits, energies = [], []
     with torch.no_grad():
         for start in progress(range(0, n, per), desc):
             batch = images[start:start + per].to(device).repeat_interleave(k, dim=0)
             crops = cut_boxes01(batch, boxes[start:start + per].reshape(-1, 5), teacher.image_size)
-            out.append(teacher.forward01_with_map(crops)[0].float().cpu().view(-1, k, 2))
-    return torch.cat(out)
+            if attention:
+                out, _, blocks = teacher.forward01_with_maps(crops)
+                maps = maps_by_stride(blocks, teacher.image_size, STRIDES)
+                energies.append([energy_map(m).half().cpu().view(-1, k, *m.shape[-2:]) for m in maps])
+            else:
+                out, _ = teacher.forward01_with_map(crops)
+            logits.append(out.float().cpu().view(-1, k, 2))
+    return torch.cat(logits), [torch.cat(level) for level in zip(*energies, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     data, compute, cfg = params["data"], params["compute"], params["teacher_crops"]
     k = cfg["crops"]
     files, boxes, logits, precision = [], torch.zeros(0, k, 5), torch.zeros(0, k, 2), "none"
+    energies: list[torch.Tensor] = []
     if k:
         labeled = load_split("labeled")
         rows = pool_rows(read_index(), data["max_size"], "data.max_size")
@@ -63,12 +77,15 @@ def main(argv: list[str] | None = None) -> None:
         teacher = load_teacher(TEACHER_FILE, device)
         precision = choose_teacher_precision(teacher, compute["precision"], device)
         batch, n_lab = params["teacher"]["batch_size"], len(labeled)
-        logits = torch.cat([
-            teacher_crop_logits(teacher, labeled.images, boxes[:n_lab], batch, "crops labeled"),
-            teacher_crop_logits(teacher, pool.images, boxes[n_lab:], batch, f"crops pool ({len(pool)})"),
-        ])
+        parts = [teacher_crop_targets(teacher, labeled.images, boxes[:n_lab], batch, "crops labeled",
+                                      cfg["attention"]),
+                 teacher_crop_targets(teacher, pool.images, boxes[n_lab:], batch,
+                                      f"crops pool ({len(pool)})", cfg["attention"])]
+        logits = torch.cat([p[0] for p in parts])
+        energies = [torch.cat(level) for level in zip(parts[0][1], parts[1][1], strict=True)]
     save_torch(CROPS_FILE, {"files": files, "boxes": boxes, "logits": logits, "precision": precision,
-                            "min_scale": cfg["min_scale"], "seed": cfg["seed"]})
+                            "min_scale": cfg["min_scale"], "seed": cfg["seed"],
+                            "energies": energies, "strides": list(STRIDES) if energies else []})
     print(f"teacher_crops: {k} crops of each of {len(files)} images in {precision} "
           f"-> {CROPS_FILE}", file=sys.stderr)
     clock.save()
