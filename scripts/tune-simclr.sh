@@ -26,6 +26,8 @@ mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-on
 dvc exp run --queue -S "data.source=$source" "${profile[@]}" "$@" representation_bounds
 dvc exp run --queue -S "data.source=$source" "${profile[@]}" -S student.stem_stride=1 "$@" \
   representation_bounds
+# the same fine-tune from random init: the line SimCLR has to clear
+dvc exp run --queue -S "data.source=$source" "${profile[@]}" "$@" finetune@scratch
 for point in $points; do
   IFS=, read -ra pairs <<<"$point"
   args=()  # the profile's overrides, but the point's value for any key the point sets

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catdog.simclr_sweep import common_recipe, compute_curve, label, main, sweep_points
+from catdog.simclr_sweep import common_recipe, compute_curve, label, main, scratch_val, sweep_points
 
 
 def _entry(name: str, agree: float | None, size: int = 3000, **pretrain: float) -> dict:
@@ -105,3 +105,17 @@ def test_a_newer_param_reads_as_its_default_in_older_points_and_bounds_follow_th
     assert by_name["e30"]["changed"] == {}  # lacks the key: read as the common stride 2
     assert by_name["low"]["floor_agree"] == 0.52 and by_name["e30"]["floor_agree"] == 0.56
     assert bounds["random"]["probe_agree"] == 0.56  # drawn: the common recipe's floor
+
+
+def test_the_fine_tune_from_random_init_is_read_for_the_comparison(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = _show()
+    assert scratch_val(show, {"data.size": 3000}) is None
+    scratch = _entry("scratch", None)
+    scratch["data"]["metrics"]["models/scratch.json"] = {"data": {"val_accuracy": 0.64, "epochs": 20}}
+    show[0]["experiments"].append({"executor": {"state": "success"}, "revs": [scratch]})
+    assert scratch_val(show, {"data.size": 3000}) == 0.64
+    (tmp_path / "show.json").write_text(json.dumps(show))
+    main(["--show-json", str(tmp_path / "show.json"), "--out", str(tmp_path / "out"),
+          "--where", "data.size=3000"])
+    assert "fine-tune from random init: val 0.640" in capsys.readouterr().out

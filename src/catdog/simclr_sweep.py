@@ -32,6 +32,7 @@ PARAMS_PATH = Path("params.yaml")
 SCORE_FILE = "metrics/representation/simclr.json"
 BOUNDS_FILE = "metrics/representation/bounds.json"
 FINETUNE_FILE = "models/simclr.json"
+SCRATCH_FILE = "models/scratch.json"  # the same fine-tune from random init: where SimCLR must beat
 TIME_FILE = "metrics/time/pretrain.json"
 SCORE_KEYS = ("probe_val", "probe_agree", "knn_val")
 RECIPE_PREFIXES = ("pretrain.", "student.")  # the params a point may change
@@ -79,6 +80,14 @@ def with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
     """A point made before a recipe param existed lacks it: it ran at the default (the project's
     rule for adding params), so it reads as the default."""
     return {**{k: v for k, v in defaults.items() if k.startswith(RECIPE_PREFIXES)}, **params}
+
+
+def scratch_val(show: list[dict[str, Any]], where: dict[str, Any] | None = None) -> float | None:
+    """Best val accuracy of the fine-tune from random init (finetune@scratch) among the finished
+    experiments that ran it, or None."""
+    found = [files[SCRATCH_FILE]["val_accuracy"] for _, _, files in finished(show, where or {})
+             if "val_accuracy" in files.get(SCRATCH_FILE, {})]
+    return found[0] if found else None
 
 
 def sweep_points(show: list[dict[str, Any]], where: dict[str, Any] | None = None,
@@ -162,7 +171,8 @@ def _draw_bounds(ax: Any, bounds: dict[str, dict[str, float]], key: str, horizon
                  label=f"{which} encoder ({role}): {bounds[which][key]:.3f}")
 
 
-def plot_compute(points: list[dict[str, Any]], bounds: dict[str, dict[str, float]], path: Path) -> None:
+def plot_compute(points: list[dict[str, Any]], bounds: dict[str, dict[str, float]], path: Path,
+                 scratch: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,6 +190,9 @@ def plot_compute(points: list[dict[str, Any]], bounds: dict[str, dict[str, float
         errors = [se(y, p[n]) for y, p in zip(ys, curve, strict=True)]
         ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name)
     _draw_bounds(ax, bounds, "probe_agree", horizontal=False)
+    if scratch is not None:
+        ax.axhline(scratch, color="tab:green", linestyle=":",
+                   label=f"fine-tuned from random init (scratch): best val {scratch:.3f}")
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.set_xlabel("SimCLR pretraining epochs (cosine schedule each)")
@@ -244,13 +257,15 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(points, args.out / "sweep.csv")
     plot_recipe(points, bounds, args.out / "recipe.png")
+    scratch = scratch_val(show, where)
     if len(compute_curve(points)) >= 2:
-        plot_compute(points, bounds, args.out / "compute.png")
+        plot_compute(points, bounds, args.out / "compute.png", scratch)
     best = max(points, key=lambda p: p["probe_agree"])
     floor = bounds.get("random", {}).get("probe_agree")
     wrote = "sweep.csv, recipe.png" + (", compute.png" if len(compute_curve(points)) >= 2 else "")
     print(f"simclr sweep: {len(points)} points; best teacher agreement {best['probe_agree']:.3f} "
           f"({label(best)}, {best['name']})" + (f" against the floor's {floor:.3f}" if floor else "")
+          + (f"; fine-tune from random init: val {scratch:.3f}" if scratch is not None else "")
           + f"; wrote {wrote} in {args.out}")
 
 
