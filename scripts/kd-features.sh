@@ -10,7 +10,7 @@
 #   bash scripts/kd-features.sh                    # the 3k pool: 4 runs, ~15 min each on 2 cores
 #   MODES="logits attention fitnets" SEEDS=0 bash scripts/kd-features.sh
 set -euo pipefail
-source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source
+source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 crops="${CROPS:-4}"
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
@@ -27,7 +27,5 @@ for seed in ${SEEDS:-0 1}; do
       -S "train.seed=$seed" "$@" evaluate@kd
   done
 done
-dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
-while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
-dvc queue status
+run_queue  # one at a time, to the end (scripts/env.sh)
 python -m catdog.report --out "${OUT:-results/kd-features}"

@@ -8,7 +8,7 @@
 #   bash scripts/kd-schedule.sh          # the 3k pool: 8 runs, ~3 h on 2 cores (2 to 4x the profile's KD)
 #   EPOCHS=120 MODES=crops CROPS=8 bash scripts/kd-schedule.sh
 set -euo pipefail
-source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source
+source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
 for mode in ${MODES:-cached crops}; do
@@ -18,8 +18,6 @@ for mode in ${MODES:-cached crops}; do
       -S "teacher_crops.crops=$([ "$mode" = crops ] && echo "${CROPS:-4}" || echo 0)" "$@" distill@kd
   done
 done
-dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
-while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
-dvc queue status
+run_queue  # one at a time, to the end (scripts/env.sh)
 python -m catdog.tuning kd --x distill.epochs --series distill.teacher_mode --metric heldout_agree \
   --where "data.size=$size" --out "${OUT:-results/tuning/kd-schedule}"

@@ -10,7 +10,7 @@
 #   bash scripts/teacher-pairs.sh         # the cpu profile at the 3k pool: ~35 min per run on 2 cores
 #   SIZE=6000 SEEDS="0" ARCHS="efficientnet_lite0" bash scripts/teacher-pairs.sh
 set -euo pipefail
-source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source
+source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
 for seed in ${SEEDS:-0 1}; do
@@ -19,7 +19,5 @@ for seed in ${SEEDS:-0 1}; do
       -S "train.seed=$seed" "$@" teacher_score evaluate@kd
   done
 done
-dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
-while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
-dvc queue status
+run_queue  # one at a time, to the end (scripts/env.sh)
 python -m catdog.report --out "${OUT:-results/pairs}"

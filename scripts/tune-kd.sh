@@ -10,7 +10,7 @@
 # The teacher and its logits come from the run cache when an earlier run made them (scripts/
 # cpu-run.sh); every grid point then costs one KD training. Results: `dvc exp show`.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
+source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 epochs="${EPOCHS:-20}"
 # The cpu profile's overrides for this size, without its scoring targets.
@@ -19,9 +19,6 @@ dvc exp run --queue -S "data.source=$source" "${profile[@]}" \
   -S "distill.epochs=$epochs" -S "distill.patience=$epochs" \
   -S "distill.temperature=${TEMPERATURES:-1,2,4,8}" -S "distill.alpha=${ALPHAS:-0.5,0.9,1.0}" \
   "$@" distill@kd
-dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
-# (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
-while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 30; done
-dvc queue status
+run_queue  # one at a time, to the end (scripts/env.sh)
 python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out "${OUT:-results/tuning}" \
   --where "data.size=$size" --where "distill.epochs=$epochs"  # this sweep's points only

@@ -14,7 +14,7 @@
 # 96 px and the stride-1 student at about the minutes of 30 epochs at 64 px).
 # The data stages come from the run cache when an earlier run made them. Results: `dvc exp show`.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
+source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 points="${POINTS:-pretrain.epochs=30 pretrain.epochs=15 pretrain.epochs=60 pretrain.epochs=120
   pretrain.temperature=0.5 pretrain.temperature=0.1 pretrain.image_size=96,pretrain.epochs=13
@@ -37,8 +37,5 @@ for point in $points; do
   for pair in "${pairs[@]}"; do args+=(-S "$pair"); done
   dvc exp run --queue -S "data.source=$source" "${args[@]}" "$@" finetune@simclr
 done
-dvc queue start --jobs 1  # one at a time: two trainings on 2 cores only slow each other down
-# (status read whole first: with pipefail, grep -q closing the pipe early would end the wait)
-while status=$(dvc queue status) && grep -Eq 'Queued|Running' <<<"$status"; do sleep 60; done
-dvc queue status
+run_queue  # one at a time, to the end (scripts/env.sh)
 python -m catdog.simclr_sweep --out "${OUT:-results/tuning/simclr}" --where "data.size=$size"

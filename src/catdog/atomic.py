@@ -46,6 +46,15 @@ def save_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_figure(path: str | Path, fig: Any, dpi: int = 120) -> None:
+    """A matplotlib figure as a PNG, atomically; the figure is closed after."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def save_torch(path: str | Path, obj: Any) -> None:
     """torch.save, atomically."""
     with atomic_path(path) as tmp:

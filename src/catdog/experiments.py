@@ -221,6 +221,18 @@ def workspace_run(root: Path) -> list[Run]:
     return [make_run("workspace", params, metrics, stage_times(files))]
 
 
+def exp_show(show_json: Path | None = None, args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A `dvc exp show --json` document: the saved one in `show_json`, else DVC's answer now
+    (with `args`, e.g. ("--rev", sha)); one-line SystemExit when DVC fails."""
+    if show_json is not None:
+        return json.loads(Path(show_json).read_text())
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", *args],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
+    return json.loads(done.stdout)
+
+
 def load_runs(root: Path = Path("."), all_commits: bool = False) -> list[Run]:
     """Runs of `dvc exp show` in `root` (HEAD's experiments, or every commit's with
     all_commits); reads the workspace files itself when DVC cannot list the workspace."""

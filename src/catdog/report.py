@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.atomic import atomic_path, save_json, save_text
+from catdog.atomic import save_figure, save_json, save_text
 from catdog.experiments import (
     Run,
     base_method,
@@ -334,9 +334,7 @@ def plot_accuracy(path: Path, methods: list[str], rows: list[dict[str, object]])
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(path, fig)
 
 
 REPRESENTATION_ROWS = (  # (name in metrics/representation/, its key there or None, label)

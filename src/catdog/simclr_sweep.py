@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from catdog.atomic import atomic_path, save_text
-from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entry_name
+from catdog.atomic import save_figure, save_text
+from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name, exp_show
 from catdog.params import flatten, parse_assignment, read_yaml
 
 PARAMS_PATH = Path("params.yaml")
@@ -50,23 +47,22 @@ def finished(show: list[dict[str, Any]], where: dict[str, Any]) -> list[tuple[st
     """(name, flat params, metrics files) of every finished experiment whose params match `where`.
     A metrics file equal to its baseline commit's is left out: the experiment did not write it
     (the stage that does was not among its targets), it came along from the commit."""
-    out, seen = [], set()
-    for baseline in show:
-        base_files = _files(baseline)
-        for group in baseline.get("experiments") or []:
-            state = (group.get("executor") or {}).get("state", "success")
-            for entry in group.get("revs") or []:
-                if entry.get("error") or state not in DONE_STATES:
-                    continue
-                data = entry.get("data") or {}
-                params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
-                if any(params.get(key) != value for key, value in where.items()):
-                    continue
-                files = {p: v for p, v in _files(entry).items() if v and v != base_files.get(p)}
-                name = exp_entry_name(entry)
-                if name not in seen:
-                    seen.add(name)
-                    out.append((name, params, files))
+    out, seen, base_files = [], set(), {}
+    for entry, state in exp_entries(show):  # each baseline, then its experiments
+        if state is None:
+            base_files = _files(entry)
+            continue
+        if entry.get("error") or state not in DONE_STATES:
+            continue
+        data = entry.get("data") or {}
+        params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+        if any(params.get(key) != value for key, value in where.items()):
+            continue
+        name = exp_entry_name(entry)
+        if name not in seen:
+            seen.add(name)
+            own = {p: v for p, v in _files(entry).items() if v and v != base_files.get(p)}
+            out.append((name, params, own))
     return out
 
 
@@ -202,9 +198,7 @@ def plot_compute(points: list[dict[str, Any]], bounds: dict[str, dict[str, float
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(path, fig)
 
 
 def plot_recipe(points: list[dict[str, Any]], bounds: dict[str, dict[str, float]], path: Path) -> None:
@@ -227,9 +221,7 @@ def plot_recipe(points: list[dict[str, Any]], bounds: dict[str, dict[str, float]
     ax.set_title(f"SimCLR recipe points ({len(ranked)} runs)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(path, fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -241,15 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rev", help="baseline commit of the sweep (default: HEAD)")
     args = parser.parse_args(argv)
     where = dict(parse_assignment(item) for item in args.where)
-    if args.show_json:
-        show = json.loads(args.show_json.read_text())
-    else:
-        cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
-        cmd += ["--rev", args.rev] if args.rev else []
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
-        show = json.loads(done.stdout)
+    show = exp_show(args.show_json, ("--rev", args.rev) if args.rev else ())
     points, bounds = sweep_points(show, where)
     if not points:
         raise SystemExit(f"error: no finished experiment has {SCORE_FILE}"

@@ -24,14 +24,11 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from catdog.atomic import atomic_path, save_text
-from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name
+from catdog.atomic import save_figure, save_text
+from catdog.experiments import DONE_STATES, PARAMS_FILE, exp_entries, exp_entry_name, exp_show
 from catdog.params import flatten, parse_assignment
 
 INFO_KEYS = ("val_accuracy", "epochs", "train_seconds")  # from models/<method>.json
@@ -120,9 +117,7 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(path, fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,14 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="what to read the sweep on (default: %(default)s)")
     args = parser.parse_args(argv)
     where = dict(parse_assignment(item) for item in args.where)
-    if args.show_json:
-        show = json.loads(args.show_json.read_text())
-    else:
-        done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
-        show = json.loads(done.stdout)
+    show = exp_show(args.show_json)
     points = val_points(show, args.method, args.x, args.series, where, args.metric)
     if not points:
         only = "".join(f", {k}={v}" for k, v in where.items())

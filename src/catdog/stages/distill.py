@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         if cfg["attention_weight"] > 0 and not energies:
             raise SystemExit(f"error: {CROPS_FILE} holds no attention maps: distill.attention_weight "
                              "in crops mode needs teacher_crops.attention true")
-        stored = (boxes.to(device), crop_logits.to(device), [e.to(device) for e in energies])
+        # the teacher's attention maps only when attention transfer reads them
+        keep = energies if cfg["attention_weight"] > 0 else []
+        stored = (boxes.to(device), crop_logits.to(device), [e.to(device) for e in keep])
 
     net = prepare_model(initial_model(args.init, params["student"]["stem_stride"]), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
@@ -92,8 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         order = batches(len(images), cfg["batch_size"], generator)
         for idx in progress(order, f"{method} {epoch}"):
             targets = soft_targets[idx] if soft_targets is not None else None
-            batch_stored = (stored[0][idx], stored[1][idx], [e[idx] for e in stored[2]]
-                            if cfg["attention_weight"] > 0 else []) if stored is not None else None
+            batch_stored = None
+            if stored is not None:
+                boxes, crop_logits, energies = stored
+                batch_stored = (boxes[idx], crop_logits[idx], [e[idx] for e in energies])
             loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator,
                                 adapter, batch_stored)
             optimize(loss, optimizer, scheduler)
