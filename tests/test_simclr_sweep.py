@@ -119,3 +119,19 @@ def test_the_fine_tune_from_random_init_is_read_for_the_comparison(
     main(["--show-json", str(tmp_path / "show.json"), "--out", str(tmp_path / "out"),
           "--where", "data.size=3000"])
     assert "fine-tune from random init: val 0.640" in capsys.readouterr().out
+
+
+def test_records_saved_from_two_checkouts_are_read_as_one_sweep(tmp_path: Path) -> None:
+    whole = _show()
+    first, second = json.loads(json.dumps(whole)), json.loads(json.dumps(whole))
+    first[0]["experiments"] = whole[0]["experiments"][:3]  # e30, e15, e60
+    second[0]["rev"] = "f" * 40  # a later commit, in a new checkout: the other points and bounds
+    second[0]["experiments"] = whole[0]["experiments"][3:]
+    paths = []
+    for i, part in enumerate((first, second)):
+        paths += ["--show-json", str(tmp_path / f"show{i}.json")]
+        (tmp_path / f"show{i}.json").write_text(json.dumps(part))
+    main([*paths, "--out", str(tmp_path / "out"), "--where", "data.size=3000"])
+    rows = list(csv.DictReader((tmp_path / "out" / "sweep.csv").open()))
+    assert {r["name"] for r in rows} == {"e30", "e15", "e60", "e120", "t05", "t05e60"}
+    assert {r["floor_agree"] for r in rows} == {"0.56"}  # the bounds came from the second record

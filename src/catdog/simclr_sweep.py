@@ -229,11 +229,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/tuning/simclr"))
     parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
                         help="keep only experiments with this param value (repeatable)")
-    parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` (default: run it)")
+    parser.add_argument("--show-json", type=Path, action="append", default=[],
+                        help="a saved `dvc exp show --json` (repeatable: a sweep made over several "
+                             "commits or checkouts; default: run it)")
+    parser.add_argument("--live", action="store_true",
+                        help="with --show-json: add DVC's answer now to the saved records")
     parser.add_argument("--rev", help="baseline commit of the sweep (default: HEAD)")
     args = parser.parse_args(argv)
     where = dict(parse_assignment(item) for item in args.where)
-    show = exp_show(args.show_json, ("--rev", args.rev) if args.rev else ())
+    show = [entry for saved in args.show_json for entry in exp_show(saved)]
+    if args.live or not args.show_json:
+        show += exp_show(None, ("--rev", args.rev) if args.rev else ())
     points, bounds = sweep_points(show, where)
     if not points:
         raise SystemExit(f"error: no finished experiment has {SCORE_FILE}"
