@@ -38,11 +38,11 @@ for point in $points; do
   dvc exp run --queue -S "data.source=$source" "${args[@]}" "$@" finetune@simclr
 done
 run_queue  # one at a time, to the end (scripts/env.sh)
-# The record of this checkout's experiments is saved beside the earlier ones (a new checkout has
-# none of their refs), and the sweep is read from all of them.
+# This checkout's experiments, with the files they recorded, saved beside the earlier records (a
+# new checkout has none of their refs); the sweep reads all of them.
 out="${OUT:-results/tuning/simclr}"
 mkdir -p "$out"
-dvc exp show --json >"$out/exp_show-$(git rev-parse --short HEAD).json"
+python -m catdog.experiments >"$out/exp_show-$(git rev-parse --short HEAD).json"
 saved=()
 for record in "$out"/exp_show*.json; do saved+=(--show-json "$record"); done
 python -m catdog.simclr_sweep --out "$out" "${saved[@]}" --where "data.size=$size"

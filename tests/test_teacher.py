@@ -158,10 +158,10 @@ def test_stages_fit_then_score_end_to_end(shared_zip: Path, repo_root: Path, tmp
     save_split(split_path("test"), make_split(shared_zip, 10, size=128, offset=600))
     teacher_score.main()
     metrics = json.loads(Path(teacher_score.METRICS_FILE).read_text())
-    for key in ("accuracy", "n", "roc_auc", "precision_cat", "recall_dog", "f1_dog",
-                "zero_shot_accuracy", "val_accuracy", "C"):
+    for key in ("accuracy", "n", "roc_auc", "precision_cat", "recall_dog", "zero_shot_accuracy",
+                "val_accuracy"):
         assert isinstance(metrics[key], int | float), key
-    assert metrics["n"] == 20 and metrics["C"] == fitted["C"]
+    assert metrics["n"] == 20 and "C" not in metrics  # the fit's own values stay in models/teacher.json
     assert metrics["val_accuracy"] == fitted["val_accuracy"]
     assert metrics["accuracy"] > 0.8 and metrics["zero_shot_accuracy"] > 0.7
     # calibration and robustness, as the students get them (catdog.robustness)

@@ -16,6 +16,7 @@ params and metrics, e.g. the workspace and the experiment it came from) are kept
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -35,6 +36,10 @@ DVC_YAML = Path("dvc.yaml")
 NOT_RECIPE = (SIZE_KEY, "data.source")
 # Executor states of experiments whose results are final.
 DONE_STATES = (None, "success")
+# What stages record for themselves as plain cached outputs, not DVC metrics (dvc.yaml's head):
+# read back from each entry's dvc.lock and the DVC cache, beside the metrics, by exp_show.
+RECORD_PATTERNS = ("models/*.json", "metrics/time/*.json", "metrics/representation/*.json")
+CACHE_FILES = Path(".dvc/cache/files/md5")  # DVC 3's cache layout: <md5[:2]>/<md5[2:]>
 
 
 @dataclass(frozen=True)
@@ -221,16 +226,46 @@ def workspace_run(root: Path) -> list[Run]:
     return [make_run("workspace", params, metrics, stage_times(files))]
 
 
-def exp_show(show_json: Path | None = None, args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """A `dvc exp show --json` document: the saved one in `show_json`, else DVC's answer now
-    (with `args`, e.g. ("--rev", sha)); one-line SystemExit when DVC fails."""
+def locked_records(lock_text: str | None) -> dict[str, str]:
+    """path -> md5 of every output in a dvc.lock that RECORD_PATTERNS names."""
+    stages = ((read_yaml(lock_text) or {}).get("stages") or {}) if lock_text else {}
+    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs") or []
+            if out.get("md5") and any(fnmatch.fnmatch(out["path"], pat) for pat in RECORD_PATTERNS)}
+
+
+def add_records(show: list[dict[str, Any]], root: Path = Path(".")) -> list[dict[str, Any]]:
+    """`show` with each entry's recorded outputs (RECORD_PATTERNS) added to its metrics, as DVC
+    would list them were they metrics: the version its dvc.lock names, from the DVC cache (the
+    workspace's own file for the workspace). A file gone from the cache is left out."""
+    for entry, _ in exp_entries(show):
+        rev = entry.get("rev")
+        if not rev or entry.get("error"):
+            continue
+        data = entry["data"] = entry.get("data") or {}
+        metrics = data["metrics"] = data.get("metrics") or {}
+        for path, md5 in locked_records(read_lock(root, rev)).items():
+            if path in metrics:
+                continue
+            file = root / path if rev == "workspace" else root / CACHE_FILES / md5[:2] / md5[2:]
+            try:
+                metrics[path] = {"data": json.loads(file.read_text())}
+            except (OSError, ValueError):
+                continue
+    return show
+
+
+def exp_show(show_json: Path | None = None, args: tuple[str, ...] = (),
+             root: Path = Path(".")) -> list[dict[str, Any]]:
+    """A `dvc exp show --json` document with each entry's recorded outputs (add_records): the
+    saved one in `show_json`, else DVC's answer now in `root` (with `args`, e.g. ("--rev",
+    sha)); one-line SystemExit when DVC fails."""
     if show_json is not None:
         return json.loads(Path(show_json).read_text())
     done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", *args],
-                          capture_output=True, text=True)
+                          cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"error: dvc exp show failed: {done.stderr.strip()[-300:]}")
-    return json.loads(done.stdout)
+    return add_records(json.loads(done.stdout), root)
 
 
 def load_runs(root: Path = Path("."), all_commits: bool = False) -> list[Run]:
@@ -244,7 +279,7 @@ def load_runs(root: Path = Path("."), all_commits: bool = False) -> list[Run]:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"warning: dvc exp show failed ({reason}); using the workspace only", file=sys.stderr)
         return workspace_run(root)
-    show = json.loads(done.stdout)
+    show = add_records(json.loads(done.stdout), root)
     if not any(entry.get("rev") == "workspace" for entry in show):  # a repo with no commit yet
         return workspace_run(root) + parse_exp_show(show, lambda rev: read_lock(root, rev))
     return parse_exp_show(show, lambda rev: read_lock(root, rev))
@@ -254,3 +289,31 @@ def method_order(runs: list[Run], preferred: tuple[str, ...]) -> list[str]:
     """Methods found in `runs`: those in `preferred` first, in that order, then the rest sorted."""
     found = {m for run in runs for m in run.metrics}
     return [m for m in preferred if m in found] + sorted(found - set(preferred))
+
+
+def baselines(root: Path = Path(".")) -> list[str]:
+    """Every commit that has experiments (refs/exps/<sha[:2]>/<sha[2:]>/<name>), then HEAD."""
+    done = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=root,
+                          capture_output=True, text=True, check=True)
+    shas = [parts[2] + parts[3] for line in done.stdout.split()
+            if len(parts := line.split("/")) == 5 and len(parts[2] + parts[3]) == 40]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return list(dict.fromkeys([*shas, head]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print `dvc exp show --json` with each entry's recorded outputs, for the experiments of
+    every commit that has some (a branch moved on since they were queued) and HEAD: a record
+    that `--show-json` readers (catdog.tuning, catdog.simclr_sweep) read as they read DVC."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("dvc_args", nargs="*", help="instead: passed to dvc exp show (after --)")
+    args = parser.parse_args(argv)
+    dvc_args = args.dvc_args or [arg for sha in baselines() for arg in ("--rev", sha)]
+    print(json.dumps(exp_show(None, tuple(dvc_args)), indent=1))
+
+
+if __name__ == "__main__":
+    main()

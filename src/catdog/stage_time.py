@@ -1,8 +1,8 @@
-"""Wall time of each pipeline stage, kept as a DVC metric: metrics/time/<stage>.json.
+"""Wall time of each pipeline stage, a cached output of it: metrics/time/<stage>.json.
 
 Each stage starts a StageClock when it knows its name (e.g. "distill-kd") and saves it as its
-last step, so `dvc metrics show` / `dvc exp show` list the seconds next to the accuracies and
-the report can sum the stages each method needs. A training stage resumed after an
+last step, so the report can sum the stages each method needs (for experiments, read back by
+catdog.experiments; DVC's metrics table keeps to the comparison). A training stage resumed after an
 interruption adds the training seconds its earlier runs spent (`carried`), so the figure is
 what the stage cost in all, less the start-up of the runs that were cut.
 """

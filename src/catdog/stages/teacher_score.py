@@ -66,12 +66,11 @@ def main() -> None:
     n_corrupt = min(params["evaluate"]["corruption_images"], len(test))
     metrics |= score_robustness(PLOTS_DIR, labels, prob_dog, prob_dog_of, test.images, n_corrupt,
                                 params["evaluate"]["corruption_seed"])
-    metrics |= {k: fitted[k] for k in ("val_accuracy", "C") if k in fitted}
-    metrics["dtype"] = precision  # bf16 or fp32: what the backbone ran in on test
+    metrics |= {k: fitted[k] for k in ("val_accuracy",) if k in fitted}  # C, precision: models/teacher.json
     save_json(METRICS_FILE, metrics)
     save_text(CONFUSION_FILE, confusion_csv(labels, prob_dog))
     print(f"teacher_score: test accuracy {metrics['accuracy']:.4f} "
-          f"(zero-shot {metrics['zero_shot_accuracy']:.4f}) on {len(labels)} images")
+          f"(zero-shot {metrics['zero_shot_accuracy']:.4f}) on {len(labels)} images, {precision}")
     clock.save()
 
 
