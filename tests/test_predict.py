@@ -17,7 +17,7 @@ from torchvision.models import resnet18
 
 from catdog.images import decode
 from catdog.models import load_model, save_model
-from catdog.predict import dog_probabilities, main
+from catdog.predict import PRECISIONS, dog_probabilities, inference_bf16, main
 
 IMAGE_SIZE = 48  # side the test model "was trained at"
 
@@ -82,6 +82,21 @@ def test_folder_is_searched_recursively_and_csv_written(
         assert label == ("Dog" if p_dog >= 0.5 else "Cat")
         assert float(prob) == pytest.approx(max(p_dog, 1 - p_dog), abs=1e-4)
         assert 0.5 <= float(prob) <= 1.0
+
+
+def test_precision_is_compute_precisions_on_cuda_and_fp32_on_the_cpu(
+    model_file: Path, photos: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert {m: inference_bf16(m, torch.device("cuda")) for m in PRECISIONS} == {
+        "auto": True, "fp32": False, "bf16": True}
+    assert not any(inference_bf16(m, torch.device("cpu")) for m in PRECISIONS)
+    outs = []
+    for mode in PRECISIONS:
+        assert main([str(model_file), str(photos), "--device", "cpu", "--precision", mode]) == 0
+        captured = capsys.readouterr()
+        assert captured.err == ""
+        outs.append(captured.out)
+    assert outs[0] == outs[1] == outs[2]  # the CPU scores in fp32 whatever is asked
 
 
 def test_bad_inputs_are_skipped_with_one_line_each(

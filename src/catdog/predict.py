@@ -26,6 +26,7 @@ from catdog.models import load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 BATCH_SIZE = 64  # images decoded and classified at a time
+PRECISIONS = ("auto", "fp32", "bf16")  # compute.precision's values, and --precision's
 
 EXIT_HELP = """exit status:
   0  every input was classified
@@ -63,6 +64,13 @@ def dog_probabilities(
     if not out:
         return np.zeros(0, dtype=np.float64)
     return torch.cat(out).double().numpy()
+
+
+def inference_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast for whole-image inference (evaluate, predict) under compute.precision: on CUDA
+    unless fp32 (`auto` is bf16 there, as in training); the CPU always scores in fp32, as it always
+    has (no timing probe for one pass, and its scores stay bit-identical)."""
+    return device.type == "cuda" and precision != "fp32"
 
 
 def expand_inputs(paths: list[str]) -> Iterator[tuple[Path, str | None]]:
@@ -121,6 +129,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also write path,label,prob_cat,prob_dog rows to this file")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to run the network (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="as compute.precision: bf16 autocast on CUDA unless fp32 (default: auto, "
+                        "bf16 on CUDA); the CPU always runs in fp32")
     return parser.parse_args(argv)
 
 
@@ -133,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(err.code, file=sys.stderr)
         return 2
     size = int(meta["image_size"])
+    bf16 = inference_bf16(args.precision, device)
 
     rows: list[tuple[str, float]] = []
     failures = 0
@@ -141,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if not files:
             continue
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        prob_dog = dog_probabilities(net, images, size, device, batch_size=BATCH_SIZE)
+        prob_dog = dog_probabilities(net, images, size, device, batch_size=BATCH_SIZE, bf16=bf16)
         for file, p in zip(files, prob_dog, strict=True):
             label = CLASSES[int(p >= 0.5)]
             print(f"{file}\t{label}\t{max(p, 1 - p):.4f}", flush=True)

@@ -30,7 +30,7 @@ from catdog.device import pick_device
 from catdog.metrics import classification_metrics, confusion_csv
 from catdog.models import load_model, method_from_argv
 from catdog.params import load_or_exit
-from catdog.predict import dog_probabilities
+from catdog.predict import dog_probabilities, inference_bf16
 from catdog.robustness import csv_text, score_robustness
 from catdog.stage_time import StageClock
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     info = training_info(method)
     test = load_split("test")
     labels = test.labels.numpy()
-    bf16 = params["compute"]["precision"] != "fp32"  # on CUDA; the CPU scores in fp32
+    bf16 = inference_bf16(params["compute"]["precision"], device)  # on CUDA; the CPU scores in fp32
     prob_dog = dog_probabilities(
         net, test.images, int(meta["image_size"]), device, batch_size=batch_size, progress=True, bf16=bf16
     )
