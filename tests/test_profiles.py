@@ -24,7 +24,7 @@ def base(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["quick", "cpu"])
+@pytest.mark.parametrize("name", ["quick", "cpu", "h200"])
 def test_shipped_profiles_are_valid_at_every_size(name: str, base: Path) -> None:
     profile = load_profile(name, base=base, root=REPO / "profiles")
     known = flatten(committed_params())
@@ -46,6 +46,15 @@ def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> No
     assert overrides == args[:-12] and overrides[::2] == ["-S"] * (len(overrides) // 2)
 
 
+def test_h200_profile_is_the_cpu_recipe_but_for_its_held_out_images(base: Path) -> None:
+    """The GPU table checks the CPU one: the same methods, sizes and recipe; only data.heldout
+    differs (500 held-out JPEGs fit the second device call, 2,000 would not)."""
+    cpu, h200 = (load_profile(name, base=base, root=REPO / "profiles") for name in ("cpu", "h200"))
+    assert h200.methods == cpu.methods and h200.sizes == cpu.sizes
+    assert {k: v for k, v in h200.params.items() if k != "data.heldout"} == cpu.params
+    assert h200.params["data.heldout"] == 500
+
+
 @pytest.mark.parametrize(("doc", "message"), [
     ({"params": {"distill.temprature": 2}}, "unknown parameter 'distill.temprature'"),
     ({"params": {"distill.alpha": 2.0}}, "distill.alpha=2.0 is out of range"),
@@ -61,7 +70,7 @@ def test_bad_profiles_are_refused_before_anything_runs(doc: dict, message: str, 
 
 
 def test_missing_profile_names_the_known_ones(base: Path) -> None:
-    with pytest.raises(SystemExit, match=r"no profile 'gpu' .*known: cpu, quick"):
+    with pytest.raises(SystemExit, match=r"no profile 'gpu' .*known: cpu, h200, quick"):
         load_profile("gpu", base=base, root=REPO / "profiles")
 
 

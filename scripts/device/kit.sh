@@ -1,34 +1,20 @@
 #!/usr/bin/env bash
-# Pack what a bare GPU box needs for the study into .device-kit/ (git-ignored): the wheels of
-# scripts/device/requirements.txt, torchvision's ImageNet MobileNetV2 weights and the photo zip,
-# as one tar split into parts small enough to travel one per call (each call carries at most
-# 64 MiB with the repository). scripts/device/setup.sh puts them back together on the box.
+# The CPU side before a device run (docs/device.md): the prep, then the kit of the two calls.
 #
-#   bash scripts/device/kit.sh [photo zip] [TORCH_HOME]   (defaults: the ../shared copies)
+#   bash scripts/device/kit.sh [profile]      (default: h200)
+#
+# 1. The prep: the data and teacher stages as one DVC experiment in the workspace, every param set
+#    to the profile's run over the committed params.yaml (python -m catdog.device_kit --prep-args):
+#    the split, the teacher's fit, its logits of the labeled images and the largest pool, its
+#    labels of the held-out images, its test score, and the representation floor and ceiling.
+#    DVC's run cache makes it quick where an earlier run had the same params (the cpu profile's
+#    teacher and logits; the h200 profile's 500 held-out images are its own).
+# 2. The kit: python -m catdog.device_kit writes .device-kit/call1 and .device-kit/call2 (the
+#    lightly wheel is downloaded once into .device-kit/wheels) and refuses a call over 64 MiB.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-zip="${1:-../shared/data/petimages-180.zip}"
-torch_home="${2:-../shared/torch}"
-weights="$torch_home/hub/checkpoints/mobilenet_v2-b0353104.pth"
-part_mb="${PART_MB:-54}"
-for f in "$zip" "$weights"; do
-  [ -f "$f" ] || { echo "error: $f not found (arguments: [photo zip] [TORCH_HOME])" >&2; exit 1; }
-done
-pip=(.venv/bin/python -m pip)
-kit=.device-kit
-stage="$kit/stage"
-rm -rf "$kit" && mkdir -p "$stage/wheels" "$stage/torch/hub/checkpoints"
-# antlr4 (needed by lightly's hydra-core) is published only as source: build its wheel here.
-"${pip[@]}" wheel -q --no-deps -w "$stage/wheels" antlr4-python3-runtime==4.9.3
-"${pip[@]}" download -q --no-deps --only-binary=:all: --find-links "$stage/wheels" \
-  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
-  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
-  -d "$stage/wheels" -r scripts/device/requirements.txt
-cp "$weights" "$stage/torch/hub/checkpoints/"
-cp "$zip" "$stage/petimages-180.zip"
-tar -C "$stage" -cf "$kit/kit.tar" .
-rm -rf "$stage"
-split -b "${part_mb}M" -d "$kit/kit.tar" "$kit/part-"
-(cd "$kit" && sha256sum kit.tar > kit.sha256 && ls part-* > parts.txt && rm kit.tar)
-echo "device kit: $(wc -l < "$kit/parts.txt") parts in $kit/ ($(du -sh "$kit" | cut -f1));" \
-  "carry .device-kit/kit.sha256, .device-kit/parts.txt and one part per call" >&2
+source "$(dirname "$0")/../env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source
+profile="${1:-h200}"
+mapfile -t params < <(python -m catdog.device_kit --profile "$profile" --prep-args)
+dvc exp run -S "data.source=$source" "${params[@]}" \
+  teacher_logits heldout teacher_score representation_bounds
+python -m catdog.device_kit --profile "$profile"

@@ -98,17 +98,26 @@ def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR)
     tree = read_yaml(Path(base).read_text())
     known = flatten(tree)
     for size in [None, *profile.sizes]:
-        trial = copy.deepcopy(tree)
-        for key, value in profile.overrides(size).items():
-            if key not in known:
-                raise SystemExit(f"error: {path}: unknown parameter {key!r}")
-            _set(trial, key, value)
+        unknown = [key for key in profile.overrides(size) if key not in known]
+        if unknown:
+            raise SystemExit(f"error: {path}: unknown parameter {unknown[0]!r}")
         try:
-            validate(trial)
+            validate(params_for(profile, size, tree))
         except ParamError as err:
             where = f" (size {size})" if size is not None else ""
             raise SystemExit(f"error: {path}{where}: {err}") from None
     return profile
+
+
+def params_for(profile: Profile, size: int | None, base: dict[str, Any],
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole params tree of a run of `profile` at pool `size`: `base` (params.yaml's tree, not
+    changed) with the profile's overrides and then `extra` set, as `dvc exp run -S` would write
+    params.yaml."""
+    tree = copy.deepcopy(base)
+    for key, value in {**profile.overrides(size), **(extra or {})}.items():
+        _set(tree, key, value)
+    return tree
 
 
 def run_args(profile: Profile, size: int | None, targets: bool = True) -> list[str]:
