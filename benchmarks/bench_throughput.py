@@ -25,7 +25,6 @@ import io
 import os
 import platform
 import re
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from catdog.atomic import save_json
+from catdog.bare_step import seconds_per_step
 from catdog.device import pick_device
 from catdog.distillation import distill_loss
 from catdog.models import FEATURE_DIM, encoder, student
@@ -63,24 +63,6 @@ DEFAULTS = {  # (batch, size, steps, warmup) per device type: CPU defaults finis
     "cpu": (64, 64, 10, 2),
     "cuda": (512, 128, 40, 10),
 }
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def seconds_per_step(step: Callable[[], None], steps: int, warmup: int,
-                     device: torch.device) -> float:
-    """Mean wall-clock seconds of `step` after `warmup` untimed calls (CUDA synchronised)."""
-    for _ in range(warmup):
-        step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return (time.perf_counter() - start) / steps
 
 
 def device_name(device: torch.device) -> str:

@@ -62,6 +62,16 @@ def make_split(zip_path: Path, per_class: int, size: int = 64, offset: int = 0) 
     return Split(images=images, labels=labels, files=files)
 
 
+def save_training_splits(zip_path: Path) -> None:
+    """The splits a training stage reads, in the current directory, from real photos at 48 px:
+    pool 32, labeled 16, val 12, and the heldout stage's 12 (true labels as the teacher's)."""
+    from catdog.cache import HELDOUT_FILE, save_split, split_path
+
+    for name, per_class, offset in (("pool", 16, 300), ("labeled", 8, 400), ("val", 6, 500)):
+        save_split(split_path(name), make_split(zip_path, per_class, size=48, offset=offset))
+    save_split(HELDOUT_FILE, make_split(zip_path, 6, size=48, offset=600))
+
+
 @pytest.fixture(scope="session")
 def tiny_split(shared_zip: Path) -> Split:
     """16 real photos (8 cats, 8 dogs) at 64 px."""

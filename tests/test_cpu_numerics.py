@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import committed_params, make_split
+from conftest import committed_params, save_training_splits
 
 from catdog import simclr, supervised
-from catdog.cache import HELDOUT_FILE, save_split, split_path
 from catdog.models import load_model
 
 # The pre-change values: recorded on the code before the GPU-path work (4c88f67; the same bits at
@@ -63,12 +62,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path,
     params["finetune"].update({"epochs": 2, "batch_size": 8, "image_size": 32})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    splits = {"pool": make_split(shared_zip, 16, size=48, offset=300),
-              "labeled": make_split(shared_zip, 8, size=48, offset=400),
-              "val": make_split(shared_zip, 6, size=48, offset=500)}
-    for name, split in splits.items():
-        save_split(split_path(name), split)
-    save_split(HELDOUT_FILE, make_split(shared_zip, 6, size=48, offset=600))  # true labels as the teacher's
+    save_training_splits(shared_zip)
     return tmp_path
 
 

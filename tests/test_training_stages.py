@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import committed_params, make_split
+from conftest import committed_params, save_training_splits
 
-from catdog.cache import HELDOUT_FILE, load_split, save_split, split_path
+from catdog.cache import load_split
 from catdog.models import load_model
 from catdog.teachers import LOGITS_FILE, Teacher, load_teacher, save_logits, save_teacher
 
@@ -26,13 +26,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path)
     params["distill"].update({"epochs": 2, "batch_size": 16, "image_size": 32})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    splits = {"pool": make_split(shared_zip, 16, size=48, offset=300),
-              "labeled": make_split(shared_zip, 8, size=48, offset=400),
-              "val": make_split(shared_zip, 6, size=48, offset=500)}
-    for name, split in splits.items():
-        save_split(split_path(name), split)
-    # the heldout stage's file; true labels stand in for the teacher's
-    save_split(HELDOUT_FILE, make_split(shared_zip, 6, size=48, offset=600))
+    save_training_splits(shared_zip)
     return tmp_path
 
 

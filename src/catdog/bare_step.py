@@ -10,6 +10,7 @@ benchmarks/bench_throughput.py's `limit` does.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +21,19 @@ from catdog.precision import autocast
 from catdog.train_loop import prepare_model
 
 
-def _sync(device: torch.device) -> None:
+def seconds_per_step(step: Callable[[], None], steps: int, warmup: int,
+                     device: torch.device) -> float:
+    """Mean wall-clock seconds of `step` after `warmup` untimed calls (CUDA synchronised)."""
+    for _ in range(warmup):
+        step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps
 
 
 def bare_step_rate(image_size: int, batch: int, device: torch.device, steps: int = 30,
@@ -44,12 +55,5 @@ def bare_step_rate(image_size: int, batch: int, device: torch.device, steps: int
             loss.backward()
             optimizer.step()
 
-        for _ in range(warmup):
-            step()
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync(device)
-        seconds = time.perf_counter() - start
-    return batch * steps / seconds
+        seconds = seconds_per_step(step, steps, warmup, device)
+    return batch / seconds
