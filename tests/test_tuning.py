@@ -120,3 +120,22 @@ def test_a_sweep_can_be_read_on_teacher_agreement(tmp_path: Path, capsys: pytest
     assert "best teacher agreement 0.780" in capsys.readouterr().out
     rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
     assert {"heldout_agree", "val_accuracy"} <= set(rows[0])
+
+
+def test_a_categorical_param_can_be_the_x_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = _show()
+    modes = {"a": "cached", "b": "crops", "c": "online", "d": "crops", "e": "cached", "w": "online"}
+    for group in show[1]["experiments"]:
+        for entry in group["revs"]:
+            if entry["name"] in modes:
+                distill = entry["data"]["params"]["params.yaml"]["data"]["distill"]
+                distill["teacher_mode"] = modes[entry["name"]]
+    (tmp_path / "show.json").write_text(json.dumps(show))
+    main(["kd", "--x", "distill.teacher_mode", "--series", "distill.alpha", "--out", str(tmp_path / "out"),
+          "--show-json", str(tmp_path / "show.json")])
+    assert "best on val 0.860 at distill.teacher_mode=crops" in capsys.readouterr().out
+    rows = list(csv.DictReader((tmp_path / "out/kd.csv").open()))
+    assert sorted(r["distill.teacher_mode"] for r in rows) == ["cached", "cached", "crops", "crops",
+                                                               "online", "online"]
+    with Image.open(tmp_path / "out/kd.png") as img:
+        assert img.convert("L").getextrema()[0] < 100  # not blank

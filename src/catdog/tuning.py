@@ -76,6 +76,11 @@ def standard_error(point: dict[str, Any]) -> float:
     return (acc * (1 - acc) / n) ** 0.5 if n else 0.0
 
 
+def categorical(points: list[dict[str, Any]], key: str) -> bool:
+    """Whether some point's `key` is not a number (e.g. distill.teacher_mode: cached / crops)."""
+    return any(isinstance(p[key], bool) or not isinstance(p[key], int | float) for p in points)
+
+
 def write_csv(points: list[dict[str, Any]], path: Path) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(points[0]))
@@ -94,20 +99,22 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for value in sorted({p[series] for p in points}) if series else [None]:
+    xs = sorted({p[x] for p in points}, key=str if categorical(points, x) else None)
+    # A categorical param (e.g. distill.teacher_mode) sits at evenly spaced positions.
+    at = {v: i for i, v in enumerate(xs)} if categorical(points, x) else {v: v for v in xs}
+    for value in sorted({p[series] for p in points}, key=str) if series else [None]:
         mine = sorted((p for p in points if series is None or p[series] == value),
-                      key=lambda p: p[x])
-        ax.errorbar([p[x] for p in mine], [p["score"] for p in mine],
+                      key=lambda p: at[p[x]])
+        ax.errorbar([at[p[x]] for p in mine], [p["score"] for p in mine],
                     yerr=[standard_error(p) for p in mine], marker="o", capsize=3,
                     label=f"{series} = {value:g}" if isinstance(value, int | float)
                     else f"{series} = {value}" if series else what)
     best = best_point(points)
-    ax.scatter([best[x]], [best["score"]], s=160, facecolors="none", edgecolors="black",
+    ax.scatter([at[best[x]]], [best["score"]], s=160, facecolors="none", edgecolors="black",
                label="best")
-    xs = sorted({p[x] for p in points})
-    if min(xs) > 0 and max(xs) / min(xs) >= 8:
+    if not categorical(points, x) and min(xs) > 0 and max(xs) / min(xs) >= 8:
         ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [f"{v:g}" for v in xs])
+    ax.set_xticks(list(at.values()), [f"{v:g}" if isinstance(v, int | float) else str(v) for v in xs])
     ax.set_xlabel(x)
     sizes = sorted({p["score_images"] for p in points if p["score_images"]})
     ax.set_ylabel(f"{what} ({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)")
