@@ -25,6 +25,12 @@ json.dump({"val_accuracy": lr * 2, "epochs": 3}, open("models/m.json", "w"))
 json.dump({"seconds": 1.5}, open("metrics/time/train.json", "w"))
 json.dump({"accuracy": lr * 3}, open("metrics/m.json", "w"))
 """
+SCORE = """\
+import json, yaml
+k = yaml.safe_load(open("params.yaml"))["score"]["k"]
+json.dump({"val_accuracy": k / 10}, open("models/s.json", "w"))
+json.dump({"accuracy": k / 5}, open("metrics/s.json", "w"))
+"""
 DVC_YAML = """\
 stages:
   train:
@@ -36,6 +42,14 @@ stages:
       - metrics/time/train.json
     metrics:
       - metrics/m.json:
+          cache: false
+  score:
+    cmd: python score.py
+    deps: [score.py]
+    params: [score.k]
+    outs: [models/s.json]
+    metrics:
+      - metrics/s.json:
           cache: false
 """
 
@@ -50,7 +64,8 @@ def _run(cmd: list[str], cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A committed toy project, run once, with one experiment (train.lr 0.25) on top."""
+    """A committed toy project, run once, with two experiments on top: lr25 (train.lr 0.25, every
+    stage) and partial (train.lr 0.5 and score.k 2, the score stage alone)."""
     root = tmp_path_factory.mktemp("records")
     dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q"], root)
@@ -58,12 +73,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(["git", "config", "user.name", "t"], root)
     _run([*dvc, "init", "-q"], root)
     (root / "train.py").write_text(STAGE)
-    (root / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    (root / "score.py").write_text(SCORE)
+    (root / "params.yaml").write_text("train:\n  lr: 0.1\nscore:\n  k: 1\n")
     (root / "dvc.yaml").write_text(DVC_YAML)
     _run([*dvc, "repro", "-q"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "base"], root)
     _run([*dvc, "exp", "run", "-S", "train.lr=0.25", "--name", "lr25"], root)
+    _run([*dvc, "exp", "run", "-S", "train.lr=0.5", "-S", "score.k=2", "--name", "partial", "score"], root)
     return root
 
 
@@ -82,6 +99,17 @@ def test_exp_show_reads_back_each_experiments_own_records(project: Path) -> None
     base = next(m for name, m in by_name.items() if name not in ("lr25", "workspace"))
     assert base["models/m.json"]["data"]["val_accuracy"] == pytest.approx(0.2)
     assert base["metrics/time/train.json"]["data"] == {"seconds": 1.5}
+
+
+def test_an_experiment_reports_only_what_its_params_made(project: Path) -> None:
+    by_name = {(entry.get("name") or entry["rev"]): entry["data"]["metrics"]
+               for entry, _ in exp_entries(exp_show(root=project))}
+    partial = by_name["partial"]
+    assert partial["metrics/s.json"]["data"] == {"accuracy": 0.4}
+    assert partial["models/s.json"]["data"] == {"val_accuracy": 0.2}
+    # train ran at lr 0.1 in the baseline, not at the experiment's 0.5: none of its outputs count
+    assert not {"metrics/m.json", "models/m.json", "metrics/time/train.json"} & set(partial)
+    assert by_name["lr25"]["metrics/m.json"]["data"] == {"accuracy": 0.75}  # made by lr25 itself
 
 
 def test_a_record_gone_from_the_cache_is_left_out(project: Path, tmp_path: Path) -> None:

@@ -158,14 +158,23 @@ def exp_entry_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or (rev if rev == "workspace" else rev[:7])
 
 
-def locked_params(lock_text: str | None) -> dict[str, Any]:
-    """The params each stage of a dvc.lock ran with, flattened ({"data.size": 800, ...})."""
-    stages = ((read_yaml(lock_text) or {}).get("stages") or {}) if lock_text else {}
+def lock_stages(lock_text: str | None) -> dict[str, Any]:
+    """The stages of a dvc.lock's text ({} for None)."""
+    return ((read_yaml(lock_text) or {}).get("stages") or {}) if lock_text else {}
+
+
+def ran_with(stage: dict[str, Any]) -> dict[str, Any]:
+    """The params one dvc.lock stage ran with, flattened ({"data.size": 800, ...})."""
     out: dict[str, Any] = {}
-    for stage in stages.values():
-        for key, value in ((stage.get("params") or {}).get(PARAMS_FILE) or {}).items():
-            out.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
+    for key, value in ((stage.get("params") or {}).get(PARAMS_FILE) or {}).items():
+        out.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
     return out
+
+
+def locked_params(lock_text: str | None) -> dict[str, Any]:
+    """The params every stage of a dvc.lock ran with, flattened ({"data.size": 800, ...})."""
+    return {key: value for stage in lock_stages(lock_text).values()
+            for key, value in ran_with(stage).items()}
 
 
 def read_at(root: Path, rev: str, name: str) -> str | None:
@@ -233,18 +242,37 @@ def locked_records(lock_text: str | None) -> dict[str, str]:
             if out.get("md5") and any(fnmatch.fnmatch(out["path"], pat) for pat in RECORD_PATTERNS)}
 
 
+def stale_outputs(lock_text: str | None, params: dict[str, Any]) -> set[str]:
+    """Outputs in a dvc.lock of the stages that ran with other values of their params than
+    `params` (flattened): what an experiment inherited from its baseline instead of making."""
+    return {out["path"] for stage in lock_stages(lock_text).values()
+            if any(key in params and params[key] != value for key, value in ran_with(stage).items())
+            for out in stage.get("outs") or []}
+
+
 def add_records(show: list[dict[str, Any]], root: Path = Path(".")) -> list[dict[str, Any]]:
     """`show` with each entry's recorded outputs (RECORD_PATTERNS) added to its metrics, as DVC
     would list them were they metrics: the version its dvc.lock names, from the DVC cache (the
-    workspace's own file for the workspace). A file gone from the cache is left out."""
-    for entry, _ in exp_entries(show):
+    workspace's own file for the workspace). A file gone from the cache is left out.
+
+    An experiment that ran some stages only (`dvc exp run -S data.size=3000 evaluate@scratch`)
+    still holds its baseline's outputs of the others, made with other params: those are dropped
+    from its metrics (stale_outputs), so that no reader files them under the experiment's params."""
+    for entry, state in exp_entries(show):
         rev = entry.get("rev")
         if not rev or entry.get("error"):
             continue
         data = entry["data"] = entry.get("data") or {}
         metrics = data["metrics"] = data.get("metrics") or {}
-        for path, md5 in locked_records(read_lock(root, rev)).items():
-            if path in metrics:
+        lock = read_lock(root, rev)
+        stale: set[str] = set()
+        if state is not None:  # an experiment: its params.yaml is what it was asked to run
+            params = flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+            stale = stale_outputs(lock, params)
+            for path in [p for p in metrics if any(p == o or p.startswith(o + "/") for o in stale)]:
+                del metrics[path]
+        for path, md5 in locked_records(lock).items():
+            if path in metrics or path in stale:
                 continue
             file = root / path if rev == "workspace" else root / CACHE_FILES / md5[:2] / md5[2:]
             try:
