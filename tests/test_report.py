@@ -164,6 +164,18 @@ def test_report_tables_plot_and_csv(exp_repo: Path, tmp_path: Path) -> None:
     assert ((rgb.max(axis=2) - rgb.min(axis=2)) > 60).sum() > 1_000  # coloured method lines
 
 
+def test_where_keeps_one_studys_runs(exp_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    run([sys.executable, "-m", "catdog.report", "--out", str(out), "--where", "data.size=3000"], exp_repo)
+    with open(out / "summary.csv") as f:
+        kept = {(r["method"], int(r["size"]), int(r["runs"])) for r in csv.DictReader(f)}
+    assert kept == {("teacher", 3000, 2), ("simclr", 3000, 2), ("kd", 3000, 2)}
+    done = subprocess.run([sys.executable, "-m", "catdog.report", "--out", str(out), "--where",
+                           "data.size=4000"], cwd=exp_repo, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert done.returncode != 0 and "data.size=4000" in done.stderr
+
+
 def test_report_workspace_only_without_commits(tmp_path: Path) -> None:
     run(["git", "init", "-q"], tmp_path)
     dvc("init", "-q", cwd=tmp_path)

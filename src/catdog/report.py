@@ -36,7 +36,7 @@ from catdog.experiments import (
     workspace_run,
 )
 from catdog.methods import METHODS, REFERENCE_ACCURACY, REFERENCE_EPOCHS
-from catdog.params import flatten, read_yaml
+from catdog.params import flatten, parse_assignment, read_yaml
 from catdog.profiles import DATA_STAGES, METHOD_STAGES  # stages each method needs
 
 OUT_DIR = Path("reports")
@@ -394,7 +394,7 @@ def snapshot_runs(runs_dir: Path) -> list[Run]:
             for run in workspace_run(folder)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Report every DVC experiment side by side.")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the report files")
     parser.add_argument(
@@ -408,16 +408,23 @@ def main() -> None:
         help="read run snapshots (folders of params.yaml, dvc.lock, metrics/, as written by "
         "scripts/sweep.sh) instead of DVC experiments",
     )
-    args = parser.parse_args()
+    parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
+                        help="keep only the runs with this param value (repeatable), e.g. one "
+                        "study's experiments beside the workspace's quick run")
+    args = parser.parse_args(argv)
+    where = dict(parse_assignment(item) for item in args.where)
 
     if args.runs_dir:
         runs = snapshot_runs(args.runs_dir)
     else:
         runs = load_runs(Path("."), all_commits=args.all_commits)
+    runs = [r for r in runs if all(key in r.params and r.params[key] == value
+                                   for key, value in where.items())]
     if not runs:
         raise SystemExit(
             "error: no finished experiment has data.size in params.yaml and "
-            "metrics/<method>.json with an accuracy; run the pipeline first"
+            "metrics/<method>.json with an accuracy"
+            + "".join(f", {k}={v}" for k, v in where.items()) + "; run the pipeline first"
         )
     runs = tag_recipes(runs, params_of_method(stage_params()))  # other recipes are other rows
     methods = method_order(runs, PREFERRED_METHODS)

@@ -107,6 +107,7 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, 
                       key=lambda p: at[p[x]])
         ax.errorbar([at[p[x]] for p in mine], [p["score"] for p in mine],
                     yerr=[standard_error(p) for p in mine], marker="o", capsize=3,
+                    linestyle="none" if categorical(points, x) else "-",
                     label=f"{series} = {value:g}" if isinstance(value, int | float)
                     else f"{series} = {value}" if series else what)
     best = best_point(points)
@@ -117,7 +118,7 @@ def plot(points: list[dict[str, Any]], method: str, x: str, series: str | None, 
     ax.set_xticks(list(at.values()), [f"{v:g}" if isinstance(v, int | float) else str(v) for v in xs])
     ax.set_xlabel(x)
     sizes = sorted({p["score_images"] for p in points if p["score_images"]})
-    ax.set_ylabel(f"{what} ({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)")
+    ax.set_ylabel(f"{what}\n({', '.join(map(str, sizes)) or '?'} images; bars: ±1 SE)", fontsize=9)
     fixed = ", ".join(f"{k}={v}" for k, v in (where or {}).items())
     ax.set_title(f"{method}: {what} over the sweep ({len(points)} runs)"
                  + (f"\n{fixed}" if fixed else ""), fontsize=10)
