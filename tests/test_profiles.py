@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,41 @@ def test_snapshot_keeps_only_the_profile_methods_and_stages(base: Path, tmp_path
     assert sorted(p.stem for p in (out / "metrics/time").glob("*.json")) == [
         "distill-kd", "evaluate-kd", "fetch", "teacher", "teacher_logits", "teacher_score"]
     assert (out / "params.yaml").is_file() and not (tmp_path / "out/run.tmp").exists()
+
+
+def test_snapshot_of_an_experiment_reads_git_and_the_dvc_cache(base: Path, tmp_path: Path) -> None:
+    """A queued experiment's snapshot: metrics/<method>.json from its git commit, the cached
+    representation score from the DVC cache by the md5 its dvc.lock names, nothing else."""
+    root = tmp_path / "repo"
+    (root / "profiles").mkdir(parents=True)
+    (root / "profiles/cpu.yaml").write_text(yaml.safe_dump({"methods": ["simclr", "kd"]}))
+    score = json.dumps({"probe_agree": 0.61})
+    md5 = "0123456789abcdef0123456789abcdef"
+    cached = root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    cached.parent.mkdir(parents=True)
+    cached.write_text(score)
+    lock = {"schema": "2.0", "stages": {"pretrain": {"cmd": "x", "outs": [
+        {"path": "metrics/representation/simclr.json", "hash": "md5", "md5": md5}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (root / "params.yaml").write_text(base.read_text())
+    (root / "metrics").mkdir()
+    for method in ("simclr", "kd"):
+        (root / f"metrics/{method}.json").write_text(json.dumps({"accuracy": 0.5}))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "params.yaml", "dvc.lock", "metrics"], ["commit", "-qm", "x"],
+                ["update-ref", "refs/exps/ab/cdef/my-exp", "HEAD"]):
+        subprocess.run(git + cmd, cwd=root, check=True)
+    for path in ("metrics/simclr.json", "metrics/kd.json", "dvc.lock"):
+        (root / path).unlink()  # the workspace moved on; the experiment still holds them
+    profile = load_profile("cpu", base=base, root=root / "profiles")
+    snapshot(replace(profile, methods=["simclr"]), tmp_path / "run", root=root, rev="my-exp")
+    out = tmp_path / "run"
+    assert sorted(p.name for p in (out / "metrics").glob("*.json")) == ["simclr.json"]
+    assert (out / "metrics/representation/simclr.json").read_text() == score
+    assert yaml.safe_load((out / "dvc.lock").read_text()) == lock
+    with pytest.raises(SystemExit, match="no commit or DVC experiment named no-such-exp"):
+        snapshot(profile, tmp_path / "other", root=root, rev="no-such-exp")
+    assert not (tmp_path / "other").exists()
 
 
 def test_cli_prints_one_argument_per_line() -> None:

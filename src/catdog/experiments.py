@@ -235,11 +235,41 @@ def workspace_run(root: Path) -> list[Run]:
     return [make_run("workspace", params, metrics, stage_times(files))]
 
 
+def locked_outputs(lock_text: str | None) -> dict[str, str]:
+    """path -> md5 of every file output in a dvc.lock."""
+    return {out["path"]: out["md5"] for stage in lock_stages(lock_text).values()
+            for out in stage.get("outs") or [] if out.get("md5")}
+
+
 def locked_records(lock_text: str | None) -> dict[str, str]:
     """path -> md5 of every output in a dvc.lock that RECORD_PATTERNS names."""
-    stages = ((read_yaml(lock_text) or {}).get("stages") or {}) if lock_text else {}
-    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs") or []
-            if out.get("md5") and any(fnmatch.fnmatch(out["path"], pat) for pat in RECORD_PATTERNS)}
+    return {path: md5 for path, md5 in locked_outputs(lock_text).items()
+            if any(fnmatch.fnmatch(path, pat) for pat in RECORD_PATTERNS)}
+
+
+def cached_file(root: Path, md5: str) -> Path:
+    """Where the DVC cache keeps the file with this md5."""
+    return root / CACHE_FILES / md5[:2] / md5[2:]
+
+
+def exp_ref(root: Path, name: str) -> str:
+    """The git ref of the DVC experiment `name` (a commit-ish passes through unchanged)."""
+    done = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=root,
+                          capture_output=True, text=True)
+    refs = [ref for ref in done.stdout.split() if ref.rsplit("/", 1)[-1] == name]
+    return refs[0] if refs else name
+
+
+def read_output(root: Path, rev: str, name: str) -> str | None:
+    """A file as the workspace or a commit holds it: git's copy, else the DVC cache's copy of
+    the version the commit's dvc.lock names (outputs DVC caches are not in git); None when
+    neither has it."""
+    text = read_at(root, rev, name)
+    if text is not None or rev == "workspace":
+        return text
+    md5 = locked_outputs(read_lock(root, rev)).get(name)
+    file = cached_file(root, md5) if md5 else None
+    return file.read_text() if file is not None and file.is_file() else None
 
 
 def stale_outputs(lock_text: str | None, params: dict[str, Any]) -> set[str]:
@@ -274,7 +304,7 @@ def add_records(show: list[dict[str, Any]], root: Path = Path(".")) -> list[dict
         for path, md5 in locked_records(lock).items():
             if path in metrics or path in stale:
                 continue
-            file = root / path if rev == "workspace" else root / CACHE_FILES / md5[:2] / md5[2:]
+            file = root / path if rev == "workspace" else cached_file(root, md5)
             try:
                 metrics[path] = {"data": json.loads(file.read_text())}
             except (OSError, ValueError):

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from catdog.experiments import read_at
+from catdog.experiments import exp_ref, read_at, read_output
 from catdog.methods import METHODS
 from catdog.params import PARAMS_FILE, ParamError, flatten, parse_assignment, read_yaml, validate
 
@@ -129,29 +129,31 @@ def run_args(profile: Profile, size: int | None, targets: bool = True) -> list[s
     return args + (profile.targets() if targets else [])
 
 
-def snapshot(profile: Profile, dest: Path, root: Path = Path(".")) -> None:
+def snapshot(profile: Profile, dest: Path, root: Path = Path("."), rev: str = "workspace") -> None:
     """Copy params.yaml, dvc.lock and the metrics of this profile's methods and stages (not the
-    stale files of stages it did not run) into dest, atomically (complete or absent)."""
+    stale files of stages it did not run) into dest, atomically (complete or absent): from the
+    workspace, or from a commit or DVC experiment `rev` (its DVC-cached outputs from the cache)."""
+    if rev != "workspace":
+        named = rev
+        rev = exp_ref(root, rev)
+        if read_at(root, rev, "") is None:  # not a tree git knows
+            raise SystemExit(f"error: no commit or DVC experiment named {named} (under {root})")
+    methods = profile.methods or list(METHOD_STAGES)
+    names = ["params.yaml", "dvc.lock", *(f"metrics/{m}.json" for m in methods),
+             *(f"metrics/time/{stage}.json" for stage in sorted(profile.stages())),
+             # representation scores of its pretrainings, and the floor and ceiling beside them
+             *(f"metrics/representation/{name}.json" for name in [*methods, "bounds"])]
+    files = {name: read_output(root, rev, name) for name in names}
+    for name in ("params.yaml", "dvc.lock"):
+        if files[name] is None:
+            raise SystemExit(f"error: no {name} in {rev} (under {root})")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "metrics/time").mkdir(parents=True)
-    for name in ("params.yaml", "dvc.lock"):
-        shutil.copy2(root / name, tmp / name)
-    methods = profile.methods or list(METHOD_STAGES)
-    for method in methods:
-        src = root / "metrics" / f"{method}.json"
-        if src.is_file():
-            shutil.copy2(src, tmp / "metrics" / src.name)
-    for stage in profile.stages():
-        src = root / "metrics/time" / f"{stage}.json"
-        if src.is_file():
-            shutil.copy2(src, tmp / "metrics/time" / src.name)
-    # representation scores of this profile's pretrainings, and the floor and ceiling beside them
-    scores = root / "metrics/representation"
-    for name in [*methods, "bounds"]:
-        if (scores / f"{name}.json").is_file():
-            (tmp / scores.relative_to(root)).mkdir(exist_ok=True)
-            shutil.copy2(scores / f"{name}.json", tmp / "metrics/representation" / f"{name}.json")
+    for name, text in files.items():
+        if text is not None:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
 
@@ -190,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("snapshot", help="copy this run's params, lock and metrics to DEST")
     s.add_argument("profile")
     s.add_argument("dest", type=Path)
+    s.add_argument("--rev", default="workspace",
+                   help="a commit or DVC experiment name to copy from (default: the workspace)")
+    s.add_argument("--methods", nargs="+", help="only these of the profile's methods")
     c = sub.add_parser("check", help="exit 1, naming the params, if the snapshot in DEST ran "
                                      "another recipe than this run would (params.yaml at HEAD)")
     c.add_argument("profile")
@@ -201,7 +206,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "args":
         print("\n".join(run_args(profile, args.size, targets=not args.overrides_only)))
     elif args.command == "snapshot":
-        snapshot(profile, args.dest)
+        if args.methods:
+            unknown = sorted(set(args.methods) - set(profile.methods or METHOD_STAGES))
+            if unknown:
+                raise SystemExit(f"error: profile {profile.name} has no method {', '.join(unknown)}")
+            profile = replace(profile, methods=args.methods)
+        snapshot(profile, args.dest, rev=args.rev)
     else:
         changes = recipe_changes(profile, args.size, args.dest, committed_params_text(),
                                  set_args(args.extra))
