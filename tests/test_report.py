@@ -314,7 +314,8 @@ def test_representation_scores_sit_beside_their_floor_per_pool_size(tmp_path: Pa
     def snapshot(name: str, size: int, files: dict[str, dict]) -> None:
         folder = tmp_path / name
         (folder / "metrics/representation").mkdir(parents=True)
-        (folder / "params.yaml").write_text(f"data:\n  size: {size}\n")
+        seed = name.split("-seed")[1][0]
+        (folder / "params.yaml").write_text(f"data:\n  size: {size}\ntrain:\n  seed: {seed}\n")
         for stem, value in files.items():
             (folder / f"metrics/representation/{stem}.json").write_text(json.dumps(value))
 
@@ -324,6 +325,9 @@ def test_representation_scores_sit_beside_their_floor_per_pool_size(tmp_path: Pa
     snapshot("3000-seed1", 3000, {"bounds": bounds, "simclr": {"probe_agree": 0.64, "probe_val": 0.58}})
     snapshot("6000-seed0", 6000,
              {"bounds": bounds, "simclr_imagenet": {"probe_agree": 0.95, "probe_val": 0.9}})
+    # a method run on its own at the same size and seed carries the same floor: counted once
+    snapshot("3000-seed1-simclr_imagenet", 3000,
+             {"bounds": bounds, "simclr_imagenet": {"probe_agree": 0.8, "probe_val": 0.7}})
     (tmp_path / "10000-seed0").mkdir()  # a run made before the score existed: no row, no column
     (tmp_path / "10000-seed0/params.yaml").write_text("data:\n  size: 10000\n")
     table = representation_table(representation_scores(tmp_path)).splitlines()
@@ -332,7 +336,7 @@ def test_representation_scores_sit_beside_their_floor_per_pool_size(tmp_path: Pa
         "| Random init (floor) | 0.550 (0.500) [1] | 0.550 (0.500) [2] |",
         "| ImageNet (ceiling) | 0.900 (0.880) [1] | 0.900 (0.880) [2] |",
         "| SimCLR | – | 0.620 (0.600) [2] |",
-        "| SimCLR from ImageNet | 0.950 (0.900) [1] | – |",
+        "| SimCLR from ImageNet | 0.950 (0.900) [1] | 0.800 (0.700) [1] |",
     ]
 
 

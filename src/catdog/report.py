@@ -347,17 +347,26 @@ REPRESENTATION_ROWS = (  # (name in metrics/representation/, its key there or No
 
 def representation_scores(runs_dir: Path) -> dict[tuple[str, int], list[dict[str, float]]]:
     """(row label, pool size) -> the representation scores (catdog.representation) that each
-    snapshot in runs_dir holds in metrics/representation/ (runs made before it hold none)."""
+    snapshot in runs_dir holds in metrics/representation/ (runs made before it hold none). The
+    floor and ceiling count once per pool size and seed, however many snapshots of that seed
+    (one per method run on its own) carry them."""
     found: dict[tuple[str, int], list[dict[str, float]]] = {}
+    bounds_seen: set[tuple[int, object]] = set()
     for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         scores, params = folder / "metrics/representation", folder / "params.yaml"
         if not scores.is_dir() or not params.is_file():
             continue
-        size = int(flatten(read_yaml(params.read_text()))["data.size"])
+        flat = flatten(read_yaml(params.read_text()))
+        size = int(flat["data.size"])
+        seen = (size, flat.get("train.seed"))
         for name, key, row in REPRESENTATION_ROWS:
+            if name == "bounds" and seen in bounds_seen:
+                continue
             if (path := scores / f"{name}.json").is_file():
                 value = json.loads(path.read_text())
                 found.setdefault((row, size), []).append(value[key] if key else value)
+        if (scores / "bounds.json").is_file():
+            bounds_seen.add(seen)
     return found
 
 
