@@ -5,8 +5,10 @@
 # does the same for `simclr_imagenet` where SIMCLR_IMAGENET_SEEDS names the seed. Each finished
 # experiment is then snapshotted like the sweep's runs (catdog.profiles snapshot --rev): a
 # simclr_imagenet run into $RUNS_DIR/<size>-seed<seed>-simclr_imagenet/ (read by the report), a
-# simclr run into $RESCORE_DIR/<size>-seed<seed>/, to be set beside the profile's own snapshot of
-# that size and seed (results/cpu/README.md says how it was checked and merged).
+# simclr run into $RESCORE_DIR/<size>-seed<seed>/, whose scores (representation, calibration,
+# corruptions, held-out agreement) then go into the profile's own snapshot of that size and seed,
+# but only if the rerun repeated its test metrics exactly (catdog.profiles add-scores): the same
+# model, retrained on the same CPU.
 #
 #   bash scripts/cpu-simclr.sh                           # seeds 0 and 1, 10k/6k/3k: ~1.5 h
 #   SEEDS=1 SIZES=3000 SIMCLR_IMAGENET_SEEDS=1 bash scripts/cpu-simclr.sh
@@ -33,4 +35,7 @@ run_queue  # one at a time, to the end (scripts/env.sh)
 for entry in "${names[@]}"; do
   IFS=: read -r name method dest <<<"$entry"
   python -m catdog.profiles snapshot cpu "$dest" --rev "$name" --methods "$method"
+  if [ "$method" = simclr ] && [ -d "$runs/${dest##*/}" ]; then
+    python -m catdog.profiles add-scores "$dest" "$runs/${dest##*/}" simclr
+  fi
 done

@@ -129,6 +129,32 @@ def test_snapshot_of_an_experiment_reads_git_and_the_dvc_cache(base: Path, tmp_p
     assert not (tmp_path / "other").exists()
 
 
+def test_a_rerun_adds_its_scores_only_when_it_trained_the_same_model(tmp_path: Path) -> None:
+    from catdog.profiles import add_scores
+
+    def run(name: str, metrics: dict, scores: dict | None = None) -> Path:
+        folder = tmp_path / name
+        (folder / "metrics").mkdir(parents=True)
+        (folder / "metrics/simclr.json").write_text(json.dumps(metrics))
+        if scores is not None:
+            (folder / "metrics/representation").mkdir()
+            (folder / "metrics/representation/simclr.json").write_text(json.dumps(scores))
+        return folder
+
+    dest = run("10000-seed0", {"accuracy": 0.578, "val_accuracy": 0.68, "train_seconds": 34.6})
+    other = run("other", {"accuracy": 0.581, "val_accuracy": 0.68, "ece": 0.03})
+    with pytest.raises(SystemExit, match=r"did not repeat .*accuracy 0.578 -> 0.581"):
+        add_scores(other, dest, "simclr")
+    assert "ece" not in json.loads((dest / "metrics/simclr.json").read_text())
+    assert not (dest / "metrics/representation").exists()
+    same = run("same", {"accuracy": 0.578, "val_accuracy": 0.68, "train_seconds": 41.2,
+                        "ece": 0.03}, scores={"probe_agree": 0.58})
+    assert add_scores(same, dest, "simclr") == ["ece"]
+    assert json.loads((dest / "metrics/simclr.json").read_text())["ece"] == 0.03
+    assert json.loads((dest / "metrics/representation/simclr.json").read_text()) == {
+        "probe_agree": 0.58}
+
+
 def test_cli_prints_one_argument_per_line() -> None:
     done = subprocess.run([sys.executable, "-m", "catdog.profiles", "args", "quick"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -158,6 +159,33 @@ def snapshot(profile: Profile, dest: Path, root: Path = Path("."), rev: str = "w
     tmp.rename(dest)
 
 
+# Metrics a rerun may change without having trained another model: its own timing.
+RERUN_MAY_CHANGE = ("train_seconds",)
+
+
+def add_scores(rerun: Path, dest: Path, method: str) -> list[str]:
+    """Give the snapshot `dest` the scores that a rerun of one of its methods (the snapshot
+    `rerun`, same params) added: its metrics/<method>.json and metrics/representation/, but only
+    when the rerun trained the same model, i.e. every test metric the two share is equal
+    (training is deterministic on one CPU). Returns the keys added; SystemExit naming the
+    metrics that differ otherwise, leaving dest as it was."""
+    new_path, old_path = (d / "metrics" / f"{method}.json" for d in (rerun, dest))
+    for path in (new_path, old_path):
+        if not path.is_file():
+            raise SystemExit(f"error: {path} not found")
+    new, old = (json.loads(p.read_text()) for p in (new_path, old_path))
+    differ = [f"{k} {old[k]} -> {new[k]}" for k in sorted(set(new) & set(old))
+              if k not in RERUN_MAY_CHANGE and new[k] != old[k]]
+    if differ:
+        raise SystemExit(f"error: {rerun} did not repeat {dest}'s {method}: {'; '.join(differ)}")
+    shutil.copy2(new_path, old_path)
+    scores = rerun / "metrics/representation"
+    for path in sorted(scores.glob("*.json")) if scores.is_dir() else []:
+        (dest / "metrics/representation").mkdir(exist_ok=True)
+        shutil.copy2(path, dest / "metrics/representation" / path.name)
+    return sorted(set(new) - set(old))
+
+
 SWEEP_SET = ("data.size", "data.source", "train.seed")  # set by the sweep per run, not the recipe
 
 
@@ -195,6 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--rev", default="workspace",
                    help="a commit or DVC experiment name to copy from (default: the workspace)")
     s.add_argument("--methods", nargs="+", help="only these of the profile's methods")
+    d = sub.add_parser("add-scores", help="copy the scores a rerun of METHOD added into the "
+                                          "snapshot DEST, if it trained the same model")
+    d.add_argument("rerun", type=Path)
+    d.add_argument("dest", type=Path)
+    d.add_argument("method")
     c = sub.add_parser("check", help="exit 1, naming the params, if the snapshot in DEST ran "
                                      "another recipe than this run would (params.yaml at HEAD)")
     c.add_argument("profile")
@@ -202,6 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("dest", type=Path)
     c.add_argument("extra", nargs=argparse.REMAINDER, help="the sweep's own `dvc exp run` arguments")
     args = parser.parse_args(argv)
+    if args.command == "add-scores":
+        added = add_scores(args.rerun, args.dest, args.method)
+        print(f"{args.dest}: {args.method} as rerun in {args.rerun} (added: {', '.join(added)})")
+        return
     profile = load_profile(args.profile)
     if args.command == "args":
         print("\n".join(run_args(profile, args.size, targets=not args.overrides_only)))
