@@ -105,8 +105,12 @@ def test_snapshot_of_an_experiment_reads_git_and_the_dvc_cache(base: Path, tmp_p
     cached = root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
     cached.parent.mkdir(parents=True)
     cached.write_text(score)
-    lock = {"schema": "2.0", "stages": {"pretrain": {"cmd": "x", "outs": [
-        {"path": "metrics/representation/simclr.json", "hash": "md5", "md5": md5}]}}}
+    side = committed_params()["data"]["image_size"]
+    lock = {"schema": "2.0", "stages": {
+        "pretrain": {"cmd": "x", "params": {"params.yaml": {"data.image_size": side}}, "outs": [
+            {"path": "metrics/representation/simclr.json", "hash": "md5", "md5": md5}]},
+        # the baseline's entry of a stage this run did not run, made with other params
+        "distill@kd": {"cmd": "y", "params": {"params.yaml": {"data.image_size": side // 2}}}}}
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     (root / "params.yaml").write_text(base.read_text())
     (root / "metrics").mkdir()
@@ -123,7 +127,8 @@ def test_snapshot_of_an_experiment_reads_git_and_the_dvc_cache(base: Path, tmp_p
     out = tmp_path / "run"
     assert sorted(p.name for p in (out / "metrics").glob("*.json")) == ["simclr.json"]
     assert (out / "metrics/representation/simclr.json").read_text() == score
-    assert yaml.safe_load((out / "dvc.lock").read_text()) == lock
+    assert yaml.safe_load((out / "dvc.lock").read_text()) == {
+        "schema": "2.0", "stages": {"pretrain": lock["stages"]["pretrain"]}}
     with pytest.raises(SystemExit, match="no commit or DVC experiment named no-such-exp"):
         snapshot(profile, tmp_path / "other", root=root, rev="no-such-exp")
     assert not (tmp_path / "other").exists()

@@ -272,12 +272,18 @@ def read_output(root: Path, rev: str, name: str) -> str | None:
     return file.read_text() if file is not None and file.is_file() else None
 
 
+def stale_stages(lock_text: str | None, params: dict[str, Any]) -> set[str]:
+    """Stages in a dvc.lock that ran with other values of their params than `params`
+    (flattened): what an experiment inherited from its baseline instead of running."""
+    return {name for name, stage in lock_stages(lock_text).items()
+            if any(key in params and params[key] != value for key, value in ran_with(stage).items())}
+
+
 def stale_outputs(lock_text: str | None, params: dict[str, Any]) -> set[str]:
-    """Outputs in a dvc.lock of the stages that ran with other values of their params than
-    `params` (flattened): what an experiment inherited from its baseline instead of making."""
-    return {out["path"] for stage in lock_stages(lock_text).values()
-            if any(key in params and params[key] != value for key, value in ran_with(stage).items())
-            for out in stage.get("outs") or []}
+    """Outputs in a dvc.lock of its stale stages (stale_stages)."""
+    stages = lock_stages(lock_text)
+    return {out["path"] for name in stale_stages(lock_text, params)
+            for out in stages[name].get("outs") or []}
 
 
 def add_records(show: list[dict[str, Any]], root: Path = Path(".")) -> list[dict[str, Any]]:

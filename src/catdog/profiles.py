@@ -20,7 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from catdog.experiments import exp_ref, read_at, read_output
+import yaml
+
+from catdog.experiments import exp_ref, read_at, read_output, stale_stages
 from catdog.methods import METHODS
 from catdog.params import PARAMS_FILE, ParamError, flatten, parse_assignment, read_yaml, validate
 
@@ -148,6 +150,13 @@ def snapshot(profile: Profile, dest: Path, root: Path = Path("."), rev: str = "w
     for name in ("params.yaml", "dvc.lock"):
         if files[name] is None:
             raise SystemExit(f"error: no {name} in {rev} (under {root})")
+    # the lock of the stages this run ran: a run of some stages (or methods) also holds its
+    # baseline's entries of the others, made with other params, which readers would take for its own
+    lock = read_yaml(files["dvc.lock"]) or {}
+    stale = stale_stages(files["dvc.lock"], flatten(read_yaml(files["params.yaml"]) or {}))
+    if stale:
+        lock["stages"] = {k: v for k, v in (lock.get("stages") or {}).items() if k not in stale}
+        files["dvc.lock"] = yaml.safe_dump(lock, sort_keys=False)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "metrics/time").mkdir(parents=True)
