@@ -260,14 +260,14 @@ def exp_ref(root: Path, name: str) -> str:
     return refs[0] if refs else name
 
 
-def read_output(root: Path, rev: str, name: str) -> str | None:
+def read_output(root: Path, rev: str, name: str, lock_text: str | None = None) -> str | None:
     """A file as the workspace or a commit holds it: git's copy, else the DVC cache's copy of
-    the version the commit's dvc.lock names (outputs DVC caches are not in git); None when
-    neither has it."""
+    the version the commit's dvc.lock (`lock_text` when the caller has read it) names (outputs
+    DVC caches are not in git); None when neither has it."""
     text = read_at(root, rev, name)
     if text is not None or rev == "workspace":
         return text
-    md5 = locked_outputs(read_lock(root, rev)).get(name)
+    md5 = locked_outputs(lock_text if lock_text is not None else read_lock(root, rev)).get(name)
     file = cached_file(root, md5) if md5 else None
     return file.read_text() if file is not None and file.is_file() else None
 

@@ -146,7 +146,9 @@ def snapshot(profile: Profile, dest: Path, root: Path = Path("."), rev: str = "w
              *(f"metrics/time/{stage}.json" for stage in sorted(profile.stages())),
              # representation scores of its pretrainings, and the floor and ceiling beside them
              *(f"metrics/representation/{name}.json" for name in [*methods, "bounds"])]
-    files = {name: read_output(root, rev, name) for name in names}
+    lock_text = read_output(root, rev, "dvc.lock")  # read once: it locates every cached output
+    files = {name: lock_text if name == "dvc.lock" else read_output(root, rev, name, lock_text)
+             for name in names}
     for name in ("params.yaml", "dvc.lock"):
         if files[name] is None:
             raise SystemExit(f"error: no {name} in {rev} (under {root})")
