@@ -235,6 +235,15 @@ def workspace_run(root: Path) -> list[Run]:
     return [make_run("workspace", params, metrics, stage_times(files))]
 
 
+def snapshot_runs(runs_dir: Path) -> list[Run]:
+    """One run per snapshot folder in runs_dir, named after the folder."""
+    if not runs_dir.is_dir():
+        raise SystemExit(f"error: --runs-dir {runs_dir} is not a folder")
+    return [replace(run, name=folder.name)
+            for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir())
+            for run in workspace_run(folder)]
+
+
 def locked_outputs(lock_text: str | None) -> dict[str, str]:
     """path -> md5 of every file output in a dvc.lock."""
     return {out["path"]: out["md5"] for stage in lock_stages(lock_text).values()

@@ -20,7 +20,6 @@ import io
 import json
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +30,15 @@ from catdog.experiments import (
     base_method,
     load_runs,
     method_order,
+    snapshot_runs,
     stage_params,
     tag_recipes,
-    workspace_run,
 )
 from catdog.methods import METHODS, REFERENCE_ACCURACY, REFERENCE_EPOCHS
 from catdog.params import flatten, parse_assignment, read_yaml
 from catdog.profiles import DATA_STAGES, METHOD_STAGES  # stages each method needs
+from catdog.teacher_pairs import NOTE as PAIRS_NOTE
+from catdog.teacher_pairs import pair_rows, pairs_table
 
 OUT_DIR = Path("reports")
 # Methods shown first, in this order; any other metrics/<method>.json follows alphabetically.
@@ -275,6 +276,8 @@ def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, ob
     if any(not math.isnan(float(r[f"{k}_mean"])) for r in rows for k in ROBUSTNESS_KEYS):
         parts += ["", "## Calibration and robustness (test)", "", ROBUSTNESS_NOTE, "",
                   robustness_table(methods, rows)]
+    if len(pairs := pair_rows(runs)) > 1:  # runs of several teachers (scripts/teacher-pairs.sh)
+        parts += ["", "## Teacher-student pairs", "", PAIRS_NOTE, "", pairs_table(pairs)]
     parts += ["", "## Winner at each pool size", "", *winners(methods, rows)]
     parts += ["", "![accuracy vs pool size](accuracy_vs_size.png)", ""]
     return "\n".join(parts)
@@ -392,15 +395,6 @@ REPRESENTATION_NOTE = (
     "agreement with the teacher on the heldout stage's unlabeled images (pool ranks past every "
     "pool), then its val accuracy in brackets, then the runs averaged; no test image is read. "
     "The floor (random init) and the ceiling (ImageNet) do not depend on the pool.")
-
-
-def snapshot_runs(runs_dir: Path) -> list[Run]:
-    """One run per snapshot folder in runs_dir, named after the folder."""
-    if not runs_dir.is_dir():
-        raise SystemExit(f"error: --runs-dir {runs_dir} is not a folder")
-    return [replace(run, name=folder.name)
-            for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir())
-            for run in workspace_run(folder)]
 
 
 def main(argv: list[str] | None = None) -> None:
