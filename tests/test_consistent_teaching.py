@@ -191,3 +191,76 @@ def test_distill_in_crops_mode_with_attention_runs_without_the_teacher(
     monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
     distill.main(["scratch"])
     assert load_model("models/kd.pt")[1]["method"] == "kd"
+
+
+def test_attention_without_crops_stores_the_teachers_maps_of_each_whole_image(
+        workspace: Path) -> None:
+    from catdog.attention import STRIDES, energy_map, maps_by_stride
+    from catdog.stages import teacher_crops
+    from catdog.teachers import load_image_energies
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"].update({"crops": 0, "attention": True})
+    params["distill"].update({"teacher_mode": "cached", "attention_weight": 500.0})
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    teacher_crops.main([])
+    labeled, pool = load_split("labeled"), load_split("pool")
+    maps = load_image_energies(CROPS_FILE, labeled.files + pool.files)
+    assert [m.shape for m in maps] == [(len(labeled) + len(pool), 64 // s, 64 // s) for s in STRIDES]
+    with pytest.raises(SystemExit, match="holds no crops"):  # crops mode still needs crops
+        load_crops(CROPS_FILE, pool.files)
+    teacher = load_teacher("models/teacher.pt")
+    whole = torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.0]])
+    with torch.no_grad():
+        _, _, blocks = teacher.forward01_with_maps(cut_boxes01(pool.images[2:3], whole, 64))
+    for stored, block in zip(maps, maps_by_stride(blocks, 64, STRIDES), strict=True):
+        assert torch.allclose(stored[len(labeled) + 2].float(), energy_map(block)[0, 0], rtol=1e-2, atol=1e-3)
+
+
+def test_cached_attention_transfer_cuts_the_whole_image_maps_to_the_students_crop() -> None:
+    from catdog.attention import STUDENT_BLOCKS, crop_energies, energy_loss
+
+    n = 4
+    batch = torch.randint(0, 256, (n, 3, 40, 40), dtype=torch.uint8)
+    targets = torch.randn(n, 2, generator=torch.Generator().manual_seed(2))
+    maps = [torch.rand(n, side, side, generator=torch.Generator().manual_seed(side)) for side in (8, 4, 2)]
+    cfg = {"image_size": 32, "temperature": 4.0, "alpha": 1.0, "label_smoothing": 0.0}
+    net = student().eval()  # eval: BatchNorm uses its running statistics, so both calls agree
+    plain = distillation.distill_loss(net, None, batch, torch.full((n,), -1), targets, cfg,
+                                      torch.Generator().manual_seed(0), image_energies=maps)
+    with_at = distillation.distill_loss(net, None, batch, torch.full((n,), -1), targets,
+                                        cfg | {"attention_weight": 100.0}, torch.Generator().manual_seed(0),
+                                        image_energies=maps)
+    # the student's crop: crop_flip01's draw, which crop_boxes01 repeats as boxes
+    boxes = crop_boxes01(n, torch.Generator().manual_seed(0), min_scale=distillation.MIN_SCALE)
+    crops = cut_boxes01(batch, boxes, 32)
+    assert torch.allclose(crops, crop_flip01(batch, 32, torch.Generator().manual_seed(0),
+                                             min_scale=distillation.MIN_SCALE), atol=1e-5)
+    _, _, taps = distillation.student_outputs(net, distillation.normalize(crops), STUDENT_BLOCKS)
+    cut = [crop_energies(m, boxes, t.shape[-1]) for m, t in zip(maps, taps, strict=True)]
+    expected = 100.0 * energy_loss(taps, cut)
+    assert (with_at - plain).item() == pytest.approx(expected.item(), rel=1e-4)
+    assert expected.item() > 0
+
+
+def test_distill_in_cached_mode_with_attention_runs_without_the_teacher(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import distill, teacher_crops
+    from catdog.teachers import LOGITS_FILE, save_logits
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"].update({"crops": 0, "attention": False})
+    params["distill"].update({"teacher_mode": "cached"})
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    files = load_split("labeled").files + load_split("pool").files
+    save_logits(LOGITS_FILE, files, torch.randn(len(files), 2), "fp32")
+    teacher_crops.main([])  # an empty file: no maps
+    params["teacher_crops"]["attention"] = True
+    params["distill"]["attention_weight"] = 500.0
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
+    with pytest.raises(SystemExit, match="holds no attention maps of whole images"):
+        distill.main(["scratch"])  # a stale crops file: a clear error, before any training
+    teacher_crops.main([])
+    distill.main(["scratch"])
+    assert load_model("models/kd.pt")[1]["method"] == "kd"

@@ -77,6 +77,8 @@ def test_attention_transfer_needs_the_teachers_maps_of_the_students_crop(params:
     params["distill"].update({"attention_weight": 500.0, "teacher_mode": "cached"})
     with pytest.raises(ParamError, match="needs the teacher's maps"):
         validate(params)
+    params["teacher_crops"]["attention"] = True  # cached mode: the whole images' stored maps
+    validate(params)
     params["distill"]["teacher_mode"] = "crops"
     params["teacher_crops"].update({"crops": 4, "attention": False})
     with pytest.raises(ParamError, match="teacher_crops.attention true"):

@@ -204,12 +204,11 @@ def _check_combinations(flat: dict[str, Any]) -> None:
             "(feature maps of the very crop the student sees)"
         )
     if flat["distill.attention_weight"] > 0 and not (
-            flat["distill.teacher_mode"] == "online"
-            or (flat["distill.teacher_mode"] == "crops" and flat["teacher_crops.attention"])):
+            flat["distill.teacher_mode"] == "online" or flat["teacher_crops.attention"]):
         raise ParamError(
             f"distill.attention_weight={flat['distill.attention_weight']} needs the teacher's maps of "
-            "the very crop the student sees: distill.teacher_mode=online, or crops with "
-            "teacher_crops.attention true"
+            "the crop the student sees: distill.teacher_mode=online, or teacher_crops.attention true "
+            "(maps stored with each crop in crops mode, of each whole image in cached mode)"
         )
     if flat["distill.teacher_mode"] == "crops" and flat["teacher_crops.crops"] == 0:
         raise ParamError("distill.teacher_mode=crops needs teacher_crops.crops > 0 (the stored crops "

@@ -312,3 +312,22 @@ def load_crops(path: str | Path, files: list[str]
                          f"(first: {missing[0]}): rerun the teacher_crops stage (dvc repro)")
     index = torch.tensor([row[f] for f in files], dtype=torch.long)
     return blob["boxes"][index], blob["logits"][index], [e[index] for e in blob.get("energies", [])]
+
+
+def load_image_energies(path: str | Path, files: list[str]) -> list[torch.Tensor]:
+    """The teacher's energy maps of each whole image [len(files), h, w] per stride 8/16/32 (stage
+    teacher_crops with teacher_crops.attention), rows in the order of `files`; one-line errors
+    when the file holds none or misses some images."""
+    blob = load_torch_file(path, "teacher crops", ": run the teacher_crops stage first")
+    if not isinstance(blob, dict) or "files" not in blob:
+        raise SystemExit(f"error: {path} is not a catdog teacher-crops file")
+    if not blob.get("image_energies"):
+        raise SystemExit(f"error: {path} holds no attention maps of whole images: "
+                         "distill.attention_weight in cached mode needs teacher_crops.attention true")
+    row = {f: i for i, f in enumerate(blob["files"])}
+    missing = [f for f in files if f not in row]
+    if missing:
+        raise SystemExit(f"error: {path} lacks the maps of {len(missing)} of {len(files)} images "
+                         f"(first: {missing[0]}): rerun the teacher_crops stage (dvc repro)")
+    index = torch.tensor([row[f] for f in files], dtype=torch.long)
+    return [e[index] for e in blob["image_energies"]]

@@ -10,6 +10,8 @@ distill.teacher_mode picks how the teacher is asked:
   et al. 2022): costs a teacher forward per step, teaches consistently;
 - crops: one of K crops per image stored with the teacher's logits of each by the teacher_crops
   stage (FKD, Shen & Xing 2022): consistent teaching at a cost paid once per study.
+Attention transfer (distill.attention_weight) reads the teacher's maps of the same crop: online,
+stored with each crop, or, in cached mode, the whole image's stored maps cut to the crop.
 
 `python -m catdog.stages.distill scratch` (method kd) starts from random init;
 `imagenet` (method imagenet_kd) from ImageNet weights; `simclr` (method simclr_kd)
@@ -30,7 +32,15 @@ from catdog.models import FEATURE_DIM, imagenet_student, load_model, student
 from catdog.params import load_or_exit
 from catdog.stage_time import StageClock
 from catdog.supervised import make_optimizer, train_student
-from catdog.teachers import CROPS_FILE, LOGITS_FILE, TEACHER_FILE, load_crops, load_logits, load_teacher
+from catdog.teachers import (
+    CROPS_FILE,
+    LOGITS_FILE,
+    TEACHER_FILE,
+    load_crops,
+    load_image_energies,
+    load_logits,
+    load_teacher,
+)
 from catdog.train_loop import (
     batches,
     optimize,
@@ -71,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     # Cached mode: the teacher's logits of the whole images, computed once by teacher_logits.
     soft_targets = (load_logits(LOGITS_FILE, labeled.files + pool.files).to(device)
                     if cfg["teacher_mode"] == "cached" else None)
+    # Cached mode with attention transfer: the teacher's maps of each whole image, cut to each crop.
+    image_energies = ([e.to(device) for e in load_image_energies(CROPS_FILE, labeled.files + pool.files)]
+                      if soft_targets is not None and cfg["attention_weight"] > 0 else None)
     # Crops mode: K stored crops of each image (boxes) and the teacher's logits of each.
     stored = None
     if stored_mode:
@@ -98,14 +111,16 @@ def main(argv: list[str] | None = None) -> None:
             if stored is not None:
                 boxes, crop_logits, energies = stored
                 batch_stored = (boxes[idx], crop_logits[idx], [e[idx] for e in energies])
+            maps = [e[idx] for e in image_energies] if image_energies is not None else None
             loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator,
-                                adapter, batch_stored)
+                                adapter, batch_stored, maps)
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
     inputs += {"cached": [LOGITS_FILE], "crops": [CROPS_FILE]}.get(cfg["teacher_mode"], [])
+    inputs += [CROPS_FILE] if image_energies is not None else []
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
                            trained=trained, checkpoint_every=params["compute"]["checkpoint_every"])

@@ -8,13 +8,16 @@ and `data.max_size` pool image and stores the teacher's logits of each; `distill
 crops` then trains each step on one of an image's stored crops with its own target. With
 `teacher_crops.crops: 0` (the default) the stage writes an empty file at no cost.
 
-With `teacher_crops.attention`, the teacher's energy maps of each crop at strides 8, 16 and 32
-are stored too (catdog.attention; about 2 KB per crop at 224 px), so that attention transfer
-runs without the teacher as well (distill.attention_weight in crops mode).
+With `teacher_crops.attention`, the teacher's energy maps at strides 8, 16 and 32 are stored
+too (catdog.attention; about 2 KB per view at 224 px), so that attention transfer runs without
+the teacher as well: the maps of each stored crop (distill.attention_weight in crops mode) and
+the maps of each whole image (in cached mode, cut to the student's crop by
+catdog.attention.crop_energies), even with `teacher_crops.crops: 0`.
 
 Writes data/teacher/crops.pt: {"files": N source paths (labeled first, then the pool in rank
 order), "boxes": float32 [N, K, 5] (catdog.augment.crop_boxes01), "logits": float32 [N, K, 2],
-"energies": [] or float16 [N, K, h, w] per stride, "strides", "precision", "min_scale", "seed"}.
+"energies": [] or float16 [N, K, h, w] per stride, "image_energies": [] or float16 [N, h, w] per
+stride, "strides", "precision", "min_scale", "seed"}.
 """
 
 from __future__ import annotations
@@ -59,14 +62,26 @@ def teacher_crop_targets(teacher: Teacher, images: torch.Tensor, boxes: torch.Te
     return torch.cat(logits), [torch.cat(level) for level in zip(*energies, strict=True)]
 
 
+def targets_of(teacher: Teacher, labeled: torch.Tensor, pool: torch.Tensor, labeled_boxes: torch.Tensor,
+               pool_boxes: torch.Tensor, batch_size: int, what: str, attention: bool
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """teacher_crop_targets of the labeled images, then of the pool, joined."""
+    parts = [teacher_crop_targets(teacher, labeled, labeled_boxes, batch_size, f"{what} labeled", attention),
+             teacher_crop_targets(teacher, pool, pool_boxes, batch_size, f"{what} pool ({len(pool)})",
+                                  attention)]
+    return (torch.cat([p[0] for p in parts]),
+            [torch.cat(level) for level in zip(parts[0][1], parts[1][1], strict=True)])
+
+
 def main(argv: list[str] | None = None) -> None:
     clock = StageClock("teacher_crops")
     params = load_or_exit()
     data, compute, cfg = params["data"], params["compute"], params["teacher_crops"]
-    k = cfg["crops"]
+    k, attention = cfg["crops"], cfg["attention"]
     files, boxes, logits, precision = [], torch.zeros(0, k, 5), torch.zeros(0, k, 2), "none"
     energies: list[torch.Tensor] = []
-    if k:
+    image_energies: list[torch.Tensor] = []
+    if k or attention:
         labeled = load_split("labeled")
         rows = pool_rows(read_index(), data["max_size"], "data.max_size")
         pool = rows_split(rows, RAW_IMAGES.parent, data["image_size"], "pool")
@@ -77,16 +92,20 @@ def main(argv: list[str] | None = None) -> None:
         teacher = load_teacher(TEACHER_FILE, device)
         precision = choose_teacher_precision(teacher, compute["precision"], device)
         batch, n_lab = params["teacher"]["batch_size"], len(labeled)
-        parts = [teacher_crop_targets(teacher, labeled.images, boxes[:n_lab], batch, "crops labeled",
-                                      cfg["attention"]),
-                 teacher_crop_targets(teacher, pool.images, boxes[n_lab:], batch,
-                                      f"crops pool ({len(pool)})", cfg["attention"])]
-        logits = torch.cat([p[0] for p in parts])
-        energies = [torch.cat(level) for level in zip(parts[0][1], parts[1][1], strict=True)]
+        if k:
+            logits, energies = targets_of(teacher, labeled.images, pool.images, boxes[:n_lab],
+                                          boxes[n_lab:], batch, "crops", attention)
+        if attention:  # the whole images' maps, one whole-image box each, for cached mode
+            whole = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0]).expand(len(files), 1, 5)
+            _, maps = targets_of(teacher, labeled.images, pool.images, whole[:n_lab], whole[n_lab:],
+                                 batch, "whole images", attention)
+            image_energies = [m[:, 0] for m in maps]
     save_torch(CROPS_FILE, {"files": files, "boxes": boxes, "logits": logits, "precision": precision,
                             "min_scale": cfg["min_scale"], "seed": cfg["seed"],
-                            "energies": energies, "strides": list(STRIDES) if energies else []})
-    print(f"teacher_crops: {k} crops of each of {len(files)} images in {precision} "
+                            "energies": energies, "image_energies": image_energies,
+                            "strides": list(STRIDES) if attention else []})
+    print(f"teacher_crops: {k} crops of each of {len(files)} images"
+          f"{' and the whole images attention maps' if attention else ''} in {precision} "
           f"-> {CROPS_FILE}", file=sys.stderr)
     clock.save()
 
