@@ -139,3 +139,15 @@ def test_a_categorical_param_can_be_the_x_axis(tmp_path: Path, capsys: pytest.Ca
                                                                "online", "online"]
     with Image.open(tmp_path / "out/kd.png") as img:
         assert img.convert("L").getextrema()[0] < 100  # not blank
+
+
+def test_all_commits_asks_dvc_for_every_commits_experiments(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import catdog.tuning
+
+    asked = []
+    monkeypatch.setattr(catdog.tuning, "exp_show", lambda path, args=(): asked.append(args) or _show())
+    main(["kd", "--x", "distill.temperature", "--out", str(tmp_path / "head")])
+    main(["kd", "--x", "distill.temperature", "--all-commits", "--out", str(tmp_path / "all")])
+    assert asked == [(), ("--all-commits",)]
+    assert (tmp_path / "all/kd.csv").read_text() == (tmp_path / "head/kd.csv").read_text()

@@ -137,11 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
                         help="keep only experiments with this param value (repeatable)")
     parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` (default: run it)")
+    parser.add_argument("--all-commits", action="store_true",
+                        help="also read experiments of every git commit, not only HEAD's (a sweep "
+                        "queued across commits)")
     parser.add_argument("--metric", choices=list(METRICS), default="val_accuracy",
                         help="what to read the sweep on (default: %(default)s)")
     args = parser.parse_args(argv)
     where = dict(parse_assignment(item) for item in args.where)
-    show = exp_show(args.show_json)
+    show = exp_show(args.show_json, ("--all-commits",) if args.all_commits else ())
     points = val_points(show, args.method, args.x, args.series, where, args.metric)
     if not points:
         only = "".join(f", {k}={v}" for k, v in where.items())
