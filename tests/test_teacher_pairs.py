@@ -20,7 +20,8 @@ def pair_run(name: str, arch: str, seed: int, student: float | None, teacher: fl
     metrics = {"teacher": {"accuracy": teacher} | ({} if ece is None else {"ece": ece})}
     if student is not None:
         metrics["kd"] = {"accuracy": student, "ece": 0.05, "corruption_accuracy": student - 0.1}
-    return make_run(name, params, metrics, {"teacher_logits": logits_seconds})
+    times = {"teacher_logits": logits_seconds} | ({} if student is None else {"distill-kd": 900.0 + seed})
+    return make_run(name, params, metrics, times)
 
 
 def test_rows_average_the_students_per_teacher_and_order_them_best_first() -> None:
@@ -45,6 +46,8 @@ def test_rows_average_the_students_per_teacher_and_order_them_best_first() -> No
     table = pairs_table(rows)
     assert "| 3000 | lite2 | 0.980 | 0.020 | – | 100 | 2 | 0.870 ± 0.014 |" in table
     assert "| 3000 | lite0 | 0.950 | – | – | 200 | 2 | 0.820 ± 0.028 |" in table
+    assert lite0["student_seconds_mean"] == pytest.approx(900.5)  # the students' distill stage only
+    assert table.splitlines()[2].endswith("| 0.050 | 0.770 ± 0.014 | 900 ± 1 |")
 
 
 def test_pools_are_rows_of_their_own_and_runs_without_a_teacher_arch_are_left_out() -> None:

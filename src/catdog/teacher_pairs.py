@@ -39,14 +39,16 @@ CELLS = (
     ("student_corruption_accuracy", STUDENT, "corruption_accuracy"),
 )
 HEADER = ("Pool", "Teacher", "Teacher acc", "Teacher ECE", "Teacher corrupted acc", "Teacher img/s",
-          "Student runs", "Student acc", "Student ECE", "Student corrupted acc")
+          "Student runs", "Student acc", "Student ECE", "Student corrupted acc", "Student s")
+STUDENT_STAGE = "distill-kd"  # the student's training stage: its wall seconds
 NOTE = ("Student: MobileNetV2 from random init, KD (catdog.stages.distill, the runs' recipe) from "
         "each teacher's logits with its fitted cat/dog head; cells are test scores, mean ± std "
         "over the student runs (seeds). Teacher img/s: images per wall second of the "
         "teacher_logits stage (data.labeled + data.max_size images: decode, resize to "
         "teacher.image_size and forward in the precision the stage chose) on the machine that "
         "ran it. The teacher is one model per architecture (teacher.seed), so its cells carry no "
-        "std. ECE and corrupted acc as in the calibration section; '–': not measured.")
+        "std. Student s: wall seconds of the distill stage. ECE and corrupted acc as in the "
+        "calibration section; '–': not measured.")
 
 
 def teacher_rate(run: Run) -> float | None:
@@ -84,6 +86,8 @@ def pair_rows(runs: list[Run]) -> list[dict[str, object]]:
             row[f"{column}_mean"], row[f"{column}_std"] = mean_std(found)
         rates = [rate for r in mine if (rate := teacher_rate(r)) is not None]
         row["teacher_img_per_s_mean"], row["teacher_img_per_s_std"] = mean_std(rates)
+        seconds = [r.times[STUDENT_STAGE] for r in mine if STUDENT in r.metrics and STUDENT_STAGE in r.times]
+        row["student_seconds_mean"], row["student_seconds_std"] = mean_std(seconds)
         rows.append(row)
     return sorted(rows, key=lambda r: (-int(r["size"]), math.isnan(float(r["student_accuracy_mean"])),
                                        -np.nan_to_num(float(r["student_accuracy_mean"]))))
@@ -108,7 +112,7 @@ def pairs_table(rows: list[dict[str, object]]) -> str:
                  pair_cell(row, "teacher_ece"), pair_cell(row, "teacher_corruption_accuracy"),
                  "–" if math.isnan(rate) else f"{rate:.0f}", str(row["student_runs"]),
                  pair_cell(row, "student_accuracy"), pair_cell(row, "student_ece"),
-                 pair_cell(row, "student_corruption_accuracy")]
+                 pair_cell(row, "student_corruption_accuracy"), pair_cell(row, "student_seconds", 0)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -116,7 +120,8 @@ def pairs_table(rows: list[dict[str, object]]) -> str:
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
     fields = (["teacher", "size", "student_runs"]
               + [f"{c}_{s}" for c, _, _ in CELLS for s in ("mean", "std")]
-              + ["teacher_img_per_s_mean", "teacher_img_per_s_std"])
+              + ["teacher_img_per_s_mean", "teacher_img_per_s_std",
+                 "student_seconds_mean", "student_seconds_std"])
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
