@@ -104,3 +104,19 @@ def test_main_refuses_snapshots_without_a_teacher(tmp_path: Path) -> None:
     (tmp_path / "runs/a/metrics/kd.json").write_text(json.dumps({"accuracy": 0.8}))
     with pytest.raises(SystemExit, match="teacher.arch"):
         main(["--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+
+
+def test_speeds_measured_on_an_idle_machine_replace_the_stages_rate(tmp_path: Path) -> None:
+    from catdog.teacher_pairs import main
+
+    runs = tmp_path / "runs"
+    write_snapshot(runs / "lite0-s0", "efficientnet_lite0", 0, 0.82)
+    write_snapshot(runs / "mnv2-s0", "mobilenet_v2", 0, 0.78)
+    speeds = tmp_path / "speeds.json"  # as benchmarks/bench_teachers.py --json writes it
+    speeds.write_text(json.dumps({"device": "cpu", "rows": [
+        {"arch": "efficientnet_lite0", "image_size": 224, "precision": "bf16", "img_per_s": 123.4}]}))
+    main(["--runs-dir", str(runs), "--out", str(tmp_path / "out"), "--speeds", str(speeds)])
+    rows = {r["teacher"]: r for r in csv.DictReader((tmp_path / "out/pairs.csv").open())}
+    assert float(rows["efficientnet_lite0"]["teacher_img_per_s_mean"]) == pytest.approx(123.4)
+    assert float(rows["mobilenet_v2"]["teacher_img_per_s_mean"]) == pytest.approx(250.0)  # not named
+    assert "speeds.json" in (tmp_path / "out/pairs.md").read_text()

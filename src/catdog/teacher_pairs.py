@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -67,10 +68,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else math.nan
 
 
-def pair_rows(runs: list[Run]) -> list[dict[str, object]]:
+def pair_rows(runs: list[Run], speeds: dict[str, float] | None = None) -> list[dict[str, object]]:
     """One row per (teacher.arch, pool size) among the runs that hold the teacher's or the
     student's metrics; larger pools first, then by student accuracy (teachers without a student
-    last)."""
+    last). A teacher's img/s comes from `speeds` (arch -> img/s, benchmarks/bench_teachers.py on
+    an idle machine) where it names the arch, else from the runs' teacher_logits stage."""
     rows = []
     keys = {(str(r.params[TEACHER_KEY]), r.size) for r in runs if TEACHER_KEY in r.params}
     for arch, size in sorted(keys):
@@ -84,7 +86,8 @@ def pair_rows(runs: list[Run]) -> list[dict[str, object]]:
             found = [float(r.metrics[method][key]) for r in mine
                      if r.metrics.get(method, {}).get(key) is not None]
             row[f"{column}_mean"], row[f"{column}_std"] = mean_std(found)
-        rates = [rate for r in mine if (rate := teacher_rate(r)) is not None]
+        rates = ([speeds[arch]] if speeds and arch in speeds
+                 else [rate for r in mine if (rate := teacher_rate(r)) is not None])
         row["teacher_img_per_s_mean"], row["teacher_img_per_s_std"] = mean_std(rates)
         seconds = [r.times[STUDENT_STAGE] for r in mine if STUDENT in r.metrics and STUDENT_STAGE in r.times]
         row["student_seconds_mean"], row["student_seconds_std"] = mean_std(seconds)
@@ -158,13 +161,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, required=True,
                         help="run snapshots (catdog.profiles snapshot), one folder per run")
     parser.add_argument("--out", type=Path, required=True, help="folder for pairs.{md,csv,png}")
+    parser.add_argument("--speeds", type=Path, help="teachers' img/s measured on an idle machine "
+                        "(benchmarks/bench_teachers.py --json) instead of the teacher_logits stage's")
     args = parser.parse_args(argv)
-    rows = pair_rows(snapshot_runs(args.runs_dir))
+    speeds = None
+    if args.speeds:
+        speeds = {row["arch"]: float(row["img_per_s"]) for row in json.loads(args.speeds.read_text())["rows"]}
+    rows = pair_rows(snapshot_runs(args.runs_dir), speeds)
     if not rows:
         raise SystemExit(f"error: no run in {args.runs_dir} holds metrics/teacher.json or "
                          f"metrics/{STUDENT}.json with {TEACHER_KEY} in its params.yaml")
-    save_text(args.out / "pairs.md", "\n".join(["# Teacher-student pairs", "", NOTE, "",
-                                                pairs_table(rows), ""]))
+    source = (f"Teacher img/s here: {args.speeds.name} (benchmarks/bench_teachers.py, idle machine, "
+              "forward only), not the stage's." if speeds else "")
+    save_text(args.out / "pairs.md", "\n".join(["# Teacher-student pairs", "", NOTE, "", source,
+                                                "", pairs_table(rows), ""]))
     write_csv(args.out / "pairs.csv", rows)
     plot_pairs(args.out / "pairs.png", rows)
     print(f"{len(rows)} teacher(s) -> {args.out}/pairs.md")
