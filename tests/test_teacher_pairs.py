@@ -60,15 +60,18 @@ def test_pools_are_rows_of_their_own_and_runs_without_a_teacher_arch_are_left_ou
     assert [r["student_accuracy_mean"] for r in rows] == pytest.approx([0.90, 0.80])
 
 
-def test_the_report_gets_a_pairs_section_only_with_several_teachers() -> None:
-    from catdog.report import render_markdown, summarize
+def test_the_report_gets_a_pairs_section_only_with_several_teachers(tmp_path: Path) -> None:
+    from catdog.report import main
 
-    one = [pair_run("a0", "lite2", 0, 0.85), pair_run("a1", "lite2", 1, 0.86)]
-    assert "Teacher-student pairs" not in render_markdown(one, ["kd"], summarize(one, ["kd"]))
-    two = one + [pair_run("b0", "mobilenet_v2", 0, 0.80)]
-    text = render_markdown(two, ["kd"], summarize(two, ["kd"]))
+    runs = tmp_path / "runs"
+    write_snapshot(runs / "lite2-s0", "efficientnet_lite2", 0, 0.85)
+    main(["--runs-dir", str(runs), "--out", str(tmp_path / "one")])
+    assert "Teacher-student pairs" not in (tmp_path / "one/report.md").read_text()
+    write_snapshot(runs / "mnv2-s0", "mobilenet_v2", 0, 0.80)
+    main(["--runs-dir", str(runs), "--out", str(tmp_path / "two")])  # KD rows tagged by teacher.arch
+    text = (tmp_path / "two/report.md").read_text()
     section = text.split("## Teacher-student pairs")[1].split("\n## ")[0]
-    assert section.index("| lite2 |") < section.index("| mobilenet_v2 |")
+    assert section.index("| efficientnet_lite2 |") < section.index("| mobilenet_v2 |")
 
 
 def write_snapshot(folder: Path, arch: str, seed: int, student: float) -> None:

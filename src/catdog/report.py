@@ -251,7 +251,10 @@ def winners(methods: list[str], rows: list[dict[str, object]]) -> list[str]:
     return lines
 
 
-def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, object]]) -> str:
+def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, object]],
+                    pairs: list[dict[str, object]] | None = None) -> str:
+    """The report; `pairs` (catdog.teacher_pairs.pair_rows of the untagged runs) adds the
+    teacher-student pairs section when the runs hold more than one teacher."""
     parts = [
         "# Results by unlabeled pool size",
         "",
@@ -276,7 +279,7 @@ def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, ob
     if any(not math.isnan(float(r[f"{k}_mean"])) for r in rows for k in ROBUSTNESS_KEYS):
         parts += ["", "## Calibration and robustness (test)", "", ROBUSTNESS_NOTE, "",
                   robustness_table(methods, rows)]
-    if len(pairs := pair_rows(runs)) > 1:  # runs of several teachers (scripts/teacher-pairs.sh)
+    if pairs and len(pairs) > 1:  # runs of several teachers (scripts/teacher-pairs.sh)
         parts += ["", "## Teacher-student pairs", "", PAIRS_NOTE, "", pairs_table(pairs)]
     parts += ["", "## Winner at each pool size", "", *winners(methods, rows)]
     parts += ["", "![accuracy vs pool size](accuracy_vs_size.png)", ""]
@@ -429,10 +432,11 @@ def main(argv: list[str] | None = None) -> None:
             "metrics/<method>.json with an accuracy"
             + "".join(f", {k}={v}" for k, v in where.items()) + "; run the pipeline first"
         )
+    pairs = pair_rows(runs)  # by teacher.arch, before tagging renames the methods
     runs = tag_recipes(runs, params_of_method(stage_params()))  # other recipes are other rows
     methods = method_order(runs, PREFERRED_METHODS)
     rows = summarize(runs, methods)
-    text = render_markdown(runs, methods, rows)
+    text = render_markdown(runs, methods, rows, pairs)
     scores = representation_scores(args.runs_dir) if args.runs_dir else {}
     if scores:
         text += "\n".join(["", "## Representation score (frozen encoder)", "", REPRESENTATION_NOTE, "",
