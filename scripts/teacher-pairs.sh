@@ -5,7 +5,8 @@
 # experiment per teacher and seed, each fitting its teacher's head, its logits of the pool and
 # its test score (accuracy, ECE, corruptions), then distill@kd and evaluate@kd. Each finished
 # experiment is snapshotted into $RUNS_DIR/<size>-<arch>-s<seed>/ (catdog.profiles snapshot --rev),
-# then catdog.teacher_pairs writes the table (pairs.md, pairs.csv, pairs.png) and catdog.report
+# then benchmarks/bench_teachers.py times each teacher on the idle machine, catdog.teacher_pairs
+# writes the table (pairs.md, pairs.csv, pairs.png) and catdog.report
 # the full report (its "Teacher-student pairs" section) into $OUT.
 #
 #   bash scripts/teacher-pairs.sh         # the cpu profile at the 3k pool: ~25 min per run on 2 cores
@@ -29,5 +30,9 @@ run_queue  # one at a time, to the end (scripts/env.sh)
 for entry in "${names[@]}"; do
   python -m catdog.profiles snapshot cpu "$runs/${entry#*:}" --rev "${entry%%:*}" --methods kd teacher
 done
-python -m catdog.teacher_pairs --runs-dir "$runs" --out "$out"
+# each teacher's speed on the machine, idle now that the queue is done (the stages' own seconds
+# shared the cores with whatever else ran)
+python benchmarks/bench_teachers.py --archs ${ARCHS:-efficientnet_lite2 efficientnet_lite0 mobilenet_v2} \
+  --steps 10 --json "$out/teacher_speeds.json"
+python -m catdog.teacher_pairs --runs-dir "$runs" --out "$out" --speeds "$out/teacher_speeds.json"
 python -m catdog.report --runs-dir "$runs" --out "$out"
