@@ -280,18 +280,24 @@ def save_logits(path: str | Path, files: list[str], logits: torch.Tensor, precis
     save_torch(path, {"files": list(files), "logits": logits.float().cpu(), "precision": precision})
 
 
+def file_rows(path: str | Path, stored: list[str], files: list[str], what: str, stage: str) -> torch.Tensor:
+    """Row index into a stage's per-image tensors (rows in `stored` order) for `files`, in that
+    order; a one-line error naming how many it lacks (`what`: e.g. "the crops")."""
+    row = {f: i for i, f in enumerate(stored)}
+    missing = [f for f in files if f not in row]
+    if missing:
+        raise SystemExit(f"error: {path} lacks {what} of {len(missing)} of {len(files)} images "
+                         f"(first: {missing[0]}): rerun the {stage} stage (dvc repro)")
+    return torch.tensor([row[f] for f in files], dtype=torch.long)
+
+
 def load_logits(path: str | Path, files: list[str]) -> torch.Tensor:
     """The cached teacher logits [len(files), 2] of `files`, in that order; one-line error naming
     what is missing when the cache does not cover them (e.g. data.size above data.max_size)."""
     blob = load_torch_file(path, "teacher logits", ": run the teacher_logits stage first")
     if not isinstance(blob, dict) or "files" not in blob or "logits" not in blob:
         raise SystemExit(f"error: {path} is not a catdog teacher-logits file")
-    row = {f: i for i, f in enumerate(blob["files"])}
-    missing = [f for f in files if f not in row]
-    if missing:
-        raise SystemExit(f"error: {path} lacks the teacher logits of {len(missing)} of {len(files)} "
-                         f"images (first: {missing[0]}): rerun the teacher_logits stage (dvc repro)")
-    return blob["logits"][torch.tensor([row[f] for f in files], dtype=torch.long)]
+    return blob["logits"][file_rows(path, blob["files"], files, "the teacher logits", "teacher_logits")]
 
 
 def load_crops(path: str | Path, files: list[str]
@@ -305,12 +311,7 @@ def load_crops(path: str | Path, files: list[str]
     if blob["logits"].shape[1:2] == (0,) or not blob["files"]:
         raise SystemExit(f"error: {path} holds no crops: distill.teacher_mode=crops needs "
                          "teacher_crops.crops > 0")
-    row = {f: i for i, f in enumerate(blob["files"])}
-    missing = [f for f in files if f not in row]
-    if missing:
-        raise SystemExit(f"error: {path} lacks the crops of {len(missing)} of {len(files)} images "
-                         f"(first: {missing[0]}): rerun the teacher_crops stage (dvc repro)")
-    index = torch.tensor([row[f] for f in files], dtype=torch.long)
+    index = file_rows(path, blob["files"], files, "the crops", "teacher_crops")
     return blob["boxes"][index], blob["logits"][index], [e[index] for e in blob.get("energies", [])]
 
 
@@ -324,10 +325,5 @@ def load_image_energies(path: str | Path, files: list[str]) -> list[torch.Tensor
     if not blob.get("image_energies"):
         raise SystemExit(f"error: {path} holds no attention maps of whole images: "
                          "distill.attention_weight in cached mode needs teacher_crops.attention true")
-    row = {f: i for i, f in enumerate(blob["files"])}
-    missing = [f for f in files if f not in row]
-    if missing:
-        raise SystemExit(f"error: {path} lacks the maps of {len(missing)} of {len(files)} images "
-                         f"(first: {missing[0]}): rerun the teacher_crops stage (dvc repro)")
-    index = torch.tensor([row[f] for f in files], dtype=torch.long)
+    index = file_rows(path, blob["files"], files, "the maps", "teacher_crops")
     return [e[index] for e in blob["image_energies"]]
