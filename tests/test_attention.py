@@ -96,18 +96,18 @@ def test_distill_loss_adds_attention_transfer_when_weighted(teacher: Teacher) ->
 
 
 def test_a_crop_of_the_whole_image_map_is_its_region_flipped_with_the_crop() -> None:
-    from catdog.attention import crop_energies
+    from catdog.augment import crop_maps
 
     energy = torch.arange(16, dtype=torch.float32).view(1, 4, 4)  # one whole-image map, 4x4
     top_left = torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.0]])  # x0, y0, width, height, flip
-    assert crop_energies(energy, top_left, 2)[0, 0].tolist() == [[0.0, 1.0], [4.0, 5.0]]
+    assert crop_maps(energy, top_left, 2)[0, 0].tolist() == [[0.0, 1.0], [4.0, 5.0]]
     flipped = torch.tensor([[0.0, 0.0, 0.5, 0.5, 1.0]])
-    assert crop_energies(energy, flipped, 2)[0, 0].tolist() == [[1.0, 0.0], [5.0, 4.0]]
+    assert crop_maps(energy, flipped, 2)[0, 0].tolist() == [[1.0, 0.0], [5.0, 4.0]]
     bottom_right = torch.tensor([[0.5, 0.5, 0.5, 0.5, 0.0]])
-    assert crop_energies(energy, bottom_right, 2)[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
+    assert crop_maps(energy, bottom_right, 2)[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
     # the whole box at half the side: 2x2 means, as area pooling gives them
     whole = torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.0]])
-    assert crop_energies(energy, whole, 2)[0, 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
+    assert crop_maps(energy, whole, 2)[0, 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
     # each map of a batch is cut by its own box
-    two = crop_energies(torch.stack([energy[0], energy[0] + 100]), torch.cat([top_left, bottom_right]), 2)
+    two = crop_maps(torch.stack([energy[0], energy[0] + 100]), torch.cat([top_left, bottom_right]), 2)
     assert two[:, 0, 0, 0].tolist() == [0.0, 110.0]

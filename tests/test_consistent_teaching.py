@@ -218,7 +218,8 @@ def test_attention_without_crops_stores_the_teachers_maps_of_each_whole_image(
 
 
 def test_cached_attention_transfer_cuts_the_whole_image_maps_to_the_students_crop() -> None:
-    from catdog.attention import STUDENT_BLOCKS, crop_energies, energy_loss
+    from catdog.attention import STUDENT_BLOCKS, energy_loss
+    from catdog.augment import crop_maps
 
     n = 4
     batch = torch.randint(0, 256, (n, 3, 40, 40), dtype=torch.uint8)
@@ -237,7 +238,7 @@ def test_cached_attention_transfer_cuts_the_whole_image_maps_to_the_students_cro
     assert torch.allclose(crops, crop_flip01(batch, 32, torch.Generator().manual_seed(0),
                                              min_scale=distillation.MIN_SCALE), atol=1e-5)
     _, _, taps = distillation.student_outputs(net, distillation.normalize(crops), STUDENT_BLOCKS)
-    cut = [crop_energies(m, boxes, t.shape[-1]) for m, t in zip(maps, taps, strict=True)]
+    cut = [crop_maps(m, boxes, t.shape[-1]) for m, t in zip(maps, taps, strict=True)]
     expected = 100.0 * energy_loss(taps, cut)
     assert (with_at - plain).item() == pytest.approx(expected.item(), rel=1e-4)
     assert expected.item() > 0
@@ -260,6 +261,79 @@ def test_distill_in_cached_mode_with_attention_runs_without_the_teacher(
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
     with pytest.raises(SystemExit, match="holds no attention maps of whole images"):
+        distill.main(["scratch"])  # a stale crops file: a clear error, before any training
+    teacher_crops.main([])
+    distill.main(["scratch"])
+    assert load_model("models/kd.pt")[1]["method"] == "kd"
+
+
+def test_features_store_the_teachers_last_feature_map_of_each_whole_image(workspace: Path) -> None:
+    from catdog.stages import teacher_crops
+    from catdog.teachers import load_image_energies, load_image_features
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"].update({"crops": 0, "attention": False, "features": True})
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    teacher_crops.main([])
+    labeled, pool = load_split("labeled"), load_split("pool")
+    features = load_image_features(CROPS_FILE, labeled.files + pool.files)
+    teacher = load_teacher("models/teacher.pt")
+    assert features.dtype == torch.float16
+    assert features.shape == (len(labeled) + len(pool), teacher.dim, 2, 2)  # 64 px / 32
+    with pytest.raises(SystemExit, match="holds no attention maps"):  # features only
+        load_image_energies(CROPS_FILE, pool.files)
+    whole = torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.0]])
+    with torch.no_grad():
+        _, fmap = teacher.forward01_with_map(cut_boxes01(pool.images[3:4], whole, 64))
+    assert torch.allclose(features[len(labeled) + 3].float(), fmap[0], rtol=1e-2, atol=1e-2)
+
+
+def test_cached_fitnets_cuts_the_whole_image_feature_map_to_the_students_crop() -> None:
+    from catdog.augment import crop_maps
+    from catdog.kd_loss import feature_loss
+    from catdog.models import FEATURE_DIM
+
+    n, dim = 4, 6
+    batch = torch.randint(0, 256, (n, 3, 40, 40), dtype=torch.uint8)
+    targets = torch.randn(n, 2, generator=torch.Generator().manual_seed(2))
+    features = torch.randn(n, dim, 7, 7, generator=torch.Generator().manual_seed(3))
+    adapter = torch.nn.Conv2d(FEATURE_DIM, dim, 1)
+    cfg = {"image_size": 64, "temperature": 4.0, "alpha": 1.0, "label_smoothing": 0.0}
+    net = student().eval()  # eval: BatchNorm uses its running statistics, so both calls agree
+    plain = distillation.distill_loss(net, None, batch, torch.full((n,), -1), targets, cfg,
+                                      torch.Generator().manual_seed(0))
+    hinted = distillation.distill_loss(net, None, batch, torch.full((n,), -1), targets,
+                                       cfg | {"feature_weight": 3.0}, torch.Generator().manual_seed(0),
+                                       adapter, image_features=features)
+    # the student's crop: crop_flip01's draw, which crop_boxes01 repeats as boxes
+    boxes = crop_boxes01(n, torch.Generator().manual_seed(0), min_scale=distillation.MIN_SCALE)
+    _, fmap, _ = distillation.student_outputs(net, distillation.normalize(cut_boxes01(batch, boxes, 64)))
+    hint = adapter(fmap)
+    assert hint.shape[-2:] == (2, 2)
+    expected = 3.0 * feature_loss(hint, crop_maps(features, boxes, 2))
+    assert (hinted - plain).item() == pytest.approx(expected.item(), rel=1e-4)
+    assert expected.item() > 0
+    # the hint reads the crop's region: the whole image's map, pooled, gives another loss
+    assert not torch.isclose(expected, 3.0 * feature_loss(hint, features))
+
+
+def test_distill_in_cached_mode_with_fitnets_runs_without_the_teacher(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catdog.stages import distill, teacher_crops
+    from catdog.teachers import LOGITS_FILE, save_logits
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["teacher_crops"].update({"crops": 0, "attention": True, "features": False})
+    params["distill"].update({"teacher_mode": "cached"})
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    files = load_split("labeled").files + load_split("pool").files
+    save_logits(LOGITS_FILE, files, torch.randn(len(files), 2), "fp32")
+    teacher_crops.main([])  # attention maps, no feature maps
+    params["teacher_crops"]["features"] = True
+    params["distill"]["feature_weight"] = 1.0
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
+    with pytest.raises(SystemExit, match="holds no feature maps of whole images"):
         distill.main(["scratch"])  # a stale crops file: a clear error, before any training
     teacher_crops.main([])
     distill.main(["scratch"])

@@ -65,11 +65,18 @@ def test_unknown_and_missing_keys(params: dict) -> None:
         validate(bad)
 
 
-def test_feature_distillation_needs_the_online_teacher(params: dict) -> None:
+def test_feature_distillation_needs_the_teachers_feature_map_of_the_crop(params: dict) -> None:
     params["distill"].update({"feature_weight": 1.0, "teacher_mode": "cached"})
-    with pytest.raises(ParamError, match="needs distill.teacher_mode=online"):
+    with pytest.raises(ParamError, match="needs the teacher's feature map"):
+        validate(params)
+    params["teacher_crops"]["features"] = True  # cached mode: the whole images' stored maps
+    validate(params)
+    params["distill"]["teacher_mode"] = "crops"  # no feature maps are stored per crop
+    params["teacher_crops"]["crops"] = 4
+    with pytest.raises(ParamError, match="teacher_mode=online, or cached"):
         validate(params)
     params["distill"]["teacher_mode"] = "online"
+    params["teacher_crops"]["features"] = False
     validate(params)
 
 

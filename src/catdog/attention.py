@@ -8,15 +8,14 @@ differ; the teacher's map, computed at its own resolution, is area-pooled to the
 the normalisation, so that a teacher at 224 px can teach a student at 64 px.
 
 In cached mode the teacher's maps are those of each whole image, stored once (stage
-teacher_crops with teacher_crops.attention); `crop_energies` cuts the student's crop box out of
-them (RoIAlign, flipped with the crop), so that the target describes the region the student sees.
+teacher_crops with teacher_crops.attention); `catdog.augment.crop_maps` cuts the student's crop box
+out of them (RoIAlign, flipped with the crop), so that the target describes the region the student sees.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 STUDENT_BLOCKS = (6, 13, 18)  # MobileNetV2 `features` indices ending the stride-8, -16 and -32 stages
 STRIDES = (8, 16, 32)  # the strides of STUDENT_BLOCKS at torchvision's stem stride
@@ -67,21 +66,3 @@ def maps_by_stride(maps: list[torch.Tensor], input_side: int, strides: tuple[int
             raise ValueError(f"no feature map at stride {stride} of a {input_side} px input (sides: {sides})")
         out.append(found[-1])
     return out
-
-
-
-def crop_energies(energies: torch.Tensor, boxes: torch.Tensor, side: int) -> torch.Tensor:
-    """Whole-image energy maps [N, h, w] (or [N, 1, h, w]) -> [N, 1, side, side]: the region of
-    each crop box (catdog.augment.crop_boxes01: x0, y0, width, height as fractions of the image
-    side, flip 0/1), averaged over side x side bins (RoIAlign, pixel-aligned) and mirrored where
-    the crop is flipped: the teacher's map of the whole image, seen through the student's crop."""
-    maps = energies.float()
-    if maps.dim() == 3:
-        maps = maps.unsqueeze(1)
-    h, w = maps.shape[-2:]
-    boxes = boxes.to(maps.device, torch.float32)
-    x0, y0 = boxes[:, 0] * w, boxes[:, 1] * h
-    rois = torch.stack([torch.arange(len(boxes), device=maps.device, dtype=torch.float32),
-                        x0, y0, x0 + boxes[:, 2] * w, y0 + boxes[:, 3] * h], dim=1)
-    out = roi_align(maps, rois, output_size=(side, side), spatial_scale=1.0, aligned=True)
-    return torch.where(boxes[:, 4, None, None, None] > 0.5, out.flip(-1), out)

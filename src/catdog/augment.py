@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import roi_align
 
 from catdog.models import MEAN, STD
 
@@ -262,3 +263,21 @@ def cut_boxes01(images: torch.Tensor, boxes: torch.Tensor, out_size: int) -> tor
         cols = _resample_matrix(boxes[:, 0] * w, boxes[:, 2] * w, w, out_size)
         cols = torch.where(boxes[:, 4, None, None] > 0.5, cols.flip(1), cols)
         return _rows_cols(rows, cols, images.float())
+
+
+def crop_maps(maps: torch.Tensor, boxes: torch.Tensor, side: int) -> torch.Tensor:
+    """Whole-image maps [N, h, w] or [N, C, h, w] (the teacher's energy or feature maps) ->
+    [N, 1 or C, side, side]: the region of each crop box (crop_boxes01: x0, y0, width, height as
+    fractions of the image side, flip 0/1), averaged over side x side bins (RoIAlign,
+    pixel-aligned) and mirrored where the crop is flipped: the teacher's map of the whole image,
+    seen through the student's crop."""
+    maps = maps.float()
+    if maps.dim() == 3:
+        maps = maps.unsqueeze(1)
+    h, w = maps.shape[-2:]
+    boxes = boxes.to(maps.device, torch.float32)
+    x0, y0 = boxes[:, 0] * w, boxes[:, 1] * h
+    rois = torch.stack([torch.arange(len(boxes), device=maps.device, dtype=torch.float32),
+                        x0, y0, x0 + boxes[:, 2] * w, y0 + boxes[:, 3] * h], dim=1)
+    out = roi_align(maps, rois, output_size=(side, side), spatial_scale=1.0, aligned=True)
+    return torch.where(boxes[:, 4, None, None, None] > 0.5, out.flip(-1), out)

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catdog.attention import STUDENT_BLOCKS, attention_loss, crop_energies, energy_loss, maps_by_stride
-from catdog.augment import crop_boxes01, crop_flip01, cut_boxes01, normalize
+from catdog.attention import STUDENT_BLOCKS, attention_loss, energy_loss, maps_by_stride
+from catdog.augment import crop_boxes01, crop_flip01, crop_maps, cut_boxes01, normalize
 from catdog.kd_loss import feature_loss, kd_loss
 from catdog.precision import autocast
 from catdog.teachers import Teacher
@@ -35,7 +35,8 @@ def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, l
                  targets: torch.Tensor | None, cfg: dict, generator: torch.Generator,
                  adapter: nn.Module | None = None,
                  stored: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None = None,
-                 image_energies: list[torch.Tensor] | None = None) -> torch.Tensor:
+                 image_energies: list[torch.Tensor] | None = None,
+                 image_features: torch.Tensor | None = None) -> torch.Tensor:
     """KD loss of one uint8 batch (labels < 0 mark unlabeled images). With `targets` (cached
     teacher logits of whole images) the student sees a random crop; with `stored` (the batch's
     crop boxes [B, K, 5], the teacher's logits of them [B, K, 2] and, for attention transfer, its
@@ -45,12 +46,17 @@ def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, l
     resolution and shrunk for the student. With an `adapter` (1x1 conv, student -> teacher
     channels) the feature-map hint loss is added. With `targets` and `image_energies` (the
     teacher's energy maps of the whole images [B, h, w] per stride, stage teacher_crops),
-    attention transfer reads them cut to the student's crop (catdog.attention.crop_energies)."""
+    attention transfer reads them cut to the student's crop (catdog.augment.crop_maps); with
+    `targets`, an `adapter` and `image_features` (the teacher's last feature map of each whole
+    image [B, D, h, w]), so does the FitNets hint."""
     size = cfg["image_size"]
     attention_weight = cfg.get("attention_weight", 0.0)
     stored_energies: list[torch.Tensor] = []
     # cached mode with the whole images' maps: attention transfer on the crop's region of them
     whole_maps = bool(stored is None and targets is not None and image_energies and attention_weight > 0)
+    # cached mode with the whole images' feature maps: the FitNets hint on the crop's region of them
+    whole_features = bool(stored is None and targets is not None and image_features is not None
+                          and adapter is not None)
     if stored is not None:
         boxes, crop_logits, energies = stored
         rows = torch.arange(len(batch), device=boxes.device)
@@ -59,7 +65,7 @@ def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, l
         crops, targets = cut_boxes01(batch, boxes[rows, pick], size), crop_logits[rows, pick]
         if attention_weight > 0:
             stored_energies = [e[rows, pick].unsqueeze(1) for e in energies]
-    elif whole_maps:
+    elif whole_maps or whole_features:
         # the same draws as crop_flip01, kept as boxes to cut the teacher's maps with
         boxes = crop_boxes01(len(batch), generator, min_scale=MIN_SCALE)
         crops = cut_boxes01(batch, boxes, size)
@@ -82,10 +88,12 @@ def distill_loss(net: nn.Module, teacher: Teacher | None, batch: torch.Tensor, l
         hint = adapter(fmap) if adapter is not None else None
     loss = kd_loss(logits, targets, labels, temperature=cfg["temperature"], alpha=cfg["alpha"],
                    labeled_mask=labels >= 0, label_smoothing=cfg["label_smoothing"])
+    if hint is not None and whole_features:
+        teacher_map = crop_maps(image_features, boxes, hint.shape[-1])
     if hint is not None and teacher_map is not None:
         loss = loss + cfg["feature_weight"] * feature_loss(hint, teacher_map)
     if student_blocks and whole_maps:
-        cut = [crop_energies(e, boxes, s.shape[-1])
+        cut = [crop_maps(e, boxes, s.shape[-1])
                for e, s in zip(image_energies, student_blocks, strict=True)]
         loss = loss + attention_weight * energy_loss(student_blocks, cut)
     elif student_blocks and stored_energies:

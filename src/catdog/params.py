@@ -115,6 +115,7 @@ SCHEMA: dict[str, Spec] = {
     "teacher_crops.min_scale": _float(0.01, 1.0),
     "teacher_crops.seed": _SEED,
     "teacher_crops.attention": _BOOL,
+    "teacher_crops.features": _BOOL,
     "pretrain.epochs": _EPOCHS,
     "pretrain.batch_size": _int(2, 65_536),
     "pretrain.lr": _LR,
@@ -198,10 +199,13 @@ def _check_combinations(flat: dict[str, Any]) -> None:
         for key in ("data.test", "data.labeled", "data.val"):
             if flat[key] % 2:
                 raise ParamError(f"{key}={flat[key]} must be even: splits are class-balanced")
-    if flat["distill.feature_weight"] > 0 and flat["distill.teacher_mode"] != "online":
+    if flat["distill.feature_weight"] > 0 and not (
+            flat["distill.teacher_mode"] == "online"
+            or (flat["distill.teacher_mode"] == "cached" and flat["teacher_crops.features"])):
         raise ParamError(
-            f"distill.feature_weight={flat['distill.feature_weight']} needs distill.teacher_mode=online "
-            "(feature maps of the very crop the student sees)"
+            f"distill.feature_weight={flat['distill.feature_weight']} needs the teacher's feature map "
+            "of the crop the student sees: distill.teacher_mode=online, or cached with "
+            "teacher_crops.features true (the whole image's map, stored once, cut to the crop)"
         )
     if flat["distill.attention_weight"] > 0 and not (
             flat["distill.teacher_mode"] == "online" or flat["teacher_crops.attention"]):

@@ -327,3 +327,17 @@ def load_image_energies(path: str | Path, files: list[str]) -> list[torch.Tensor
                          "distill.attention_weight in cached mode needs teacher_crops.attention true")
     index = file_rows(path, blob["files"], files, "the maps", "teacher_crops")
     return [e[index] for e in blob["image_energies"]]
+
+
+def load_image_features(path: str | Path, files: list[str]) -> torch.Tensor:
+    """The teacher's last feature map of each whole image [len(files), D, h, w] (stage
+    teacher_crops with teacher_crops.features), rows in the order of `files`; one-line errors
+    when the file holds none or misses some images."""
+    blob = load_torch_file(path, "teacher crops", ": run the teacher_crops stage first")
+    if not isinstance(blob, dict) or "files" not in blob:
+        raise SystemExit(f"error: {path} is not a catdog teacher-crops file")
+    if blob.get("image_features") is None:
+        raise SystemExit(f"error: {path} holds no feature maps of whole images: "
+                         "distill.feature_weight in cached mode needs teacher_crops.features true")
+    return blob["image_features"][file_rows(path, blob["files"], files, "the feature maps",
+                                            "teacher_crops")]

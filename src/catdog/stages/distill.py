@@ -11,7 +11,9 @@ distill.teacher_mode picks how the teacher is asked:
 - crops: one of K crops per image stored with the teacher's logits of each by the teacher_crops
   stage (FKD, Shen & Xing 2022): consistent teaching at a cost paid once per study.
 Attention transfer (distill.attention_weight) reads the teacher's maps of the same crop: online,
-stored with each crop, or, in cached mode, the whole image's stored maps cut to the crop.
+stored with each crop, or, in cached mode, the whole image's stored maps cut to the crop. The
+FitNets hint (distill.feature_weight) reads the teacher's last feature map: online, or, in cached
+mode, the whole image's stored map cut to the crop (teacher_crops.features).
 
 `python -m catdog.stages.distill scratch` (method kd) starts from random init;
 `imagenet` (method imagenet_kd) from ImageNet weights; `simclr` (method simclr_kd)
@@ -38,6 +40,7 @@ from catdog.teachers import (
     TEACHER_FILE,
     load_crops,
     load_image_energies,
+    load_image_features,
     load_logits,
     load_teacher,
 )
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     # Cached mode with attention transfer: the teacher's maps of each whole image, cut to each crop.
     image_energies = ([e.to(device) for e in load_image_energies(CROPS_FILE, labeled.files + pool.files)]
                       if soft_targets is not None and cfg["attention_weight"] > 0 else None)
+    # Cached mode with the FitNets hint: the teacher's last feature map of each whole image, cut to each crop.
+    image_features = (load_image_features(CROPS_FILE, labeled.files + pool.files).to(device)
+                      if soft_targets is not None and cfg["feature_weight"] > 0 else None)
     # Crops mode: K stored crops of each image (boxes) and the teacher's logits of each.
     stored = None
     if stored_mode:
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
 
     net = prepare_model(initial_model(args.init, params["student"]["stem_stride"]), device)
     # FitNets adapter: student's 1280 channels -> the teacher's feature width, trained with the student.
-    adapter = nn.Conv2d(FEATURE_DIM, teacher.dim, 1) if teacher and cfg["feature_weight"] > 0 else None
+    teacher_dim = teacher.dim if teacher else image_features.shape[1] if image_features is not None else 0
+    adapter = nn.Conv2d(FEATURE_DIM, teacher_dim, 1) if teacher_dim and cfg["feature_weight"] > 0 else None
     trained = nn.ModuleDict({"net": net, **({"adapter": adapter} if adapter else {})})
     trained = prepare_model(trained, device)
     optimizer, scheduler = make_optimizer(trained, cfg, len(images))
@@ -112,15 +119,16 @@ def main(argv: list[str] | None = None) -> None:
                 boxes, crop_logits, energies = stored
                 batch_stored = (boxes[idx], crop_logits[idx], [e[idx] for e in energies])
             maps = [e[idx] for e in image_energies] if image_energies is not None else None
+            features = image_features[idx] if image_features is not None else None
             loss = distill_loss(net, teacher, images[idx], labels[idx], targets, cfg, generator,
-                                adapter, batch_stored, maps)
+                                adapter, batch_stored, maps, features)
             optimize(loss, optimizer, scheduler)
             total += loss.detach()
         return {"train/loss": (total / len(order)).item()}
 
     inputs = [split_path(n) for n in ("pool", "labeled", "val")] + [TEACHER_FILE]
     inputs += {"cached": [LOGITS_FILE], "crops": [CROPS_FILE]}.get(cfg["teacher_mode"], [])
-    inputs += [CROPS_FILE] if image_energies is not None else []
+    inputs += [CROPS_FILE] if image_energies is not None or image_features is not None else []
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
                            trained=trained, checkpoint_every=params["compute"]["checkpoint_every"])

@@ -12,12 +12,16 @@ With `teacher_crops.attention`, the teacher's energy maps at strides 8, 16 and 3
 too (catdog.attention; about 2 KB per view at 224 px), so that attention transfer runs without
 the teacher as well: the maps of each stored crop (distill.attention_weight in crops mode) and
 the maps of each whole image (in cached mode, cut to the student's crop by
-catdog.attention.crop_energies), even with `teacher_crops.crops: 0`.
+catdog.augment.crop_maps), even with `teacher_crops.crops: 0`. With
+`teacher_crops.features`, the teacher's last feature map of each whole image is stored the same
+way (float16 [D, 7, 7] at 224 px, about 125 KB per image for EfficientNet-Lite2), so that the
+FitNets hint (distill.feature_weight) runs in cached mode without the teacher as well.
 
 Writes data/teacher/crops.pt: {"files": N source paths (labeled first, then the pool in rank
 order), "boxes": float32 [N, K, 5] (catdog.augment.crop_boxes01), "logits": float32 [N, K, 2],
 "energies": [] or float16 [N, K, h, w] per stride, "image_energies": [] or float16 [N, h, w] per
-stride, "strides", "precision", "min_scale", "seed"}.
+stride, "image_features": None or float16 [N, D, h, w], "strides", "precision", "min_scale",
+"seed"}.
 """
 
 from __future__ import annotations
@@ -39,49 +43,56 @@ from catdog.train_loop import progress
 
 
 def teacher_crop_targets(teacher: Teacher, images: torch.Tensor, boxes: torch.Tensor,
-                         batch_size: int, desc: str, attention: bool = False
-                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                         batch_size: int, desc: str, attention: bool = False, features: bool = False
+                         ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
     """Logits [N, K, 2] of the teacher on each image's K boxed crops (boxes [N, K, 5]), about
     `batch_size` crops per forward; with `attention`, also its energy maps (catdog.attention) at
-    strides 8, 16 and 32, float16 [N, K, h, w] each; else []."""
+    strides 8, 16 and 32, float16 [N, K, h, w] each, else []; with `features`, also its last
+    feature map, float16 [N, K, D, h, w], else None."""
     n, k = boxes.shape[:2]
     per = max(1, batch_size // k)  # images per forward
     device = teacher.mean.device
-    logits, energies = [], []
+    logits, energies, fmaps = [], [], []
     with torch.no_grad():
         for start in progress(range(0, n, per), desc):
             batch = images[start:start + per].to(device).repeat_interleave(k, dim=0)
             crops = cut_boxes01(batch, boxes[start:start + per].reshape(-1, 5), teacher.image_size)
             if attention:
-                out, _, blocks = teacher.forward01_with_maps(crops)
+                out, fmap, blocks = teacher.forward01_with_maps(crops)
                 maps = maps_by_stride(blocks, teacher.image_size, STRIDES)
                 energies.append([energy_map(m).half().cpu().view(-1, k, *m.shape[-2:]) for m in maps])
             else:
-                out, _ = teacher.forward01_with_map(crops)
+                out, fmap = teacher.forward01_with_map(crops)
+            if features:
+                fmaps.append(fmap.half().cpu().view(-1, k, *fmap.shape[1:]))
             logits.append(out.float().cpu().view(-1, k, 2))
-    return torch.cat(logits), [torch.cat(level) for level in zip(*energies, strict=True)]
+    return (torch.cat(logits), [torch.cat(level) for level in zip(*energies, strict=True)],
+            torch.cat(fmaps) if features else None)
 
 
 def targets_of(teacher: Teacher, labeled: torch.Tensor, pool: torch.Tensor, labeled_boxes: torch.Tensor,
-               pool_boxes: torch.Tensor, batch_size: int, what: str, attention: bool
-               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               pool_boxes: torch.Tensor, batch_size: int, what: str, attention: bool,
+               features: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
     """teacher_crop_targets of the labeled images, then of the pool, joined."""
-    parts = [teacher_crop_targets(teacher, labeled, labeled_boxes, batch_size, f"{what} labeled", attention),
+    parts = [teacher_crop_targets(teacher, labeled, labeled_boxes, batch_size, f"{what} labeled",
+                                  attention, features),
              teacher_crop_targets(teacher, pool, pool_boxes, batch_size, f"{what} pool ({len(pool)})",
-                                  attention)]
+                                  attention, features)]
     return (torch.cat([p[0] for p in parts]),
-            [torch.cat(level) for level in zip(parts[0][1], parts[1][1], strict=True)])
+            [torch.cat(level) for level in zip(parts[0][1], parts[1][1], strict=True)],
+            torch.cat([parts[0][2], parts[1][2]]) if features else None)
 
 
 def main(argv: list[str] | None = None) -> None:
     clock = StageClock("teacher_crops")
     params = load_or_exit()
     data, compute, cfg = params["data"], params["compute"], params["teacher_crops"]
-    k, attention = cfg["crops"], cfg["attention"]
+    k, attention, features = cfg["crops"], cfg["attention"], cfg["features"]
     files, boxes, logits, precision = [], torch.zeros(0, k, 5), torch.zeros(0, k, 2), "none"
     energies: list[torch.Tensor] = []
     image_energies: list[torch.Tensor] = []
-    if k or attention:
+    image_features = None
+    if k or attention or features:
         labeled = load_split("labeled")
         rows = pool_rows(read_index(), data["max_size"], "data.max_size")
         pool = rows_split(rows, RAW_IMAGES.parent, data["image_size"], "pool")
@@ -93,19 +104,22 @@ def main(argv: list[str] | None = None) -> None:
         precision = choose_teacher_precision(teacher, compute["precision"], device)
         batch, n_lab = params["teacher"]["batch_size"], len(labeled)
         if k:
-            logits, energies = targets_of(teacher, labeled.images, pool.images, boxes[:n_lab],
-                                          boxes[n_lab:], batch, "crops", attention)
-        if attention:  # the whole images' maps, one whole-image box each, for cached mode
+            logits, energies, _ = targets_of(teacher, labeled.images, pool.images, boxes[:n_lab],
+                                             boxes[n_lab:], batch, "crops", attention)
+        if attention or features:  # the whole images' maps, one whole-image box each, for cached mode
             whole = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0]).expand(len(files), 1, 5)
-            _, maps = targets_of(teacher, labeled.images, pool.images, whole[:n_lab], whole[n_lab:],
-                                 batch, "whole images", attention)
+            _, maps, fmaps = targets_of(teacher, labeled.images, pool.images, whole[:n_lab],
+                                        whole[n_lab:], batch, "whole images", attention, features)
             image_energies = [m[:, 0] for m in maps]
+            image_features = fmaps[:, 0] if fmaps is not None else None
     save_torch(CROPS_FILE, {"files": files, "boxes": boxes, "logits": logits, "precision": precision,
                             "min_scale": cfg["min_scale"], "seed": cfg["seed"],
                             "energies": energies, "image_energies": image_energies,
+                            "image_features": image_features,
                             "strides": list(STRIDES) if attention else []})
     print(f"teacher_crops: {k} crops of each of {len(files)} images"
-          f"{' and the whole images attention maps' if attention else ''} in {precision} "
+          f"{' and the whole images attention maps' if attention else ''}"
+          f"{' and feature maps' if features else ''} in {precision} "
           f"-> {CROPS_FILE}", file=sys.stderr)
     clock.save()
 
