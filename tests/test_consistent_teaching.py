@@ -273,6 +273,7 @@ def test_features_store_the_teachers_last_feature_map_of_each_whole_image(worksp
 
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     params["teacher_crops"].update({"crops": 0, "attention": False, "features": True})
+    params["distill"]["teacher_mode"] = "cached"
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     teacher_crops.main([])
     labeled, pool = load_split("labeled"), load_split("pool")
