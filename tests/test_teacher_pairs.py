@@ -65,6 +65,7 @@ def test_the_report_gets_a_pairs_section_only_with_several_teachers(tmp_path: Pa
 
     runs = tmp_path / "runs"
     write_snapshot(runs / "lite2-s0", "efficientnet_lite2", 0, 0.85)
+    write_snapshot(runs / "lite2-6k-s0", "efficientnet_lite2", 0, 0.88, size=6000)  # one teacher, two sizes
     main(["--runs-dir", str(runs), "--out", str(tmp_path / "one")])
     assert "Teacher-student pairs" not in (tmp_path / "one/report.md").read_text()
     write_snapshot(runs / "mnv2-s0", "mobilenet_v2", 0, 0.80)
@@ -74,9 +75,9 @@ def test_the_report_gets_a_pairs_section_only_with_several_teachers(tmp_path: Pa
     assert section.index("| efficientnet_lite2 |") < section.index("| mobilenet_v2 |")
 
 
-def write_snapshot(folder: Path, arch: str, seed: int, student: float) -> None:
+def write_snapshot(folder: Path, arch: str, seed: int, student: float, size: int = 3000) -> None:
     (folder / "metrics/time").mkdir(parents=True)
-    params = {"data": {"size": 3000, "labeled": 420, "max_size": 9580},
+    params = {"data": {"size": size, "labeled": 420, "max_size": 9580},
               "teacher": {"arch": arch}, "train": {"seed": seed}}
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     (folder / "metrics/teacher.json").write_text(json.dumps({"accuracy": 0.97}))

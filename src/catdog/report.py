@@ -279,7 +279,7 @@ def render_markdown(runs: list[Run], methods: list[str], rows: list[dict[str, ob
     if any(not math.isnan(float(r[f"{k}_mean"])) for r in rows for k in ROBUSTNESS_KEYS):
         parts += ["", "## Calibration and robustness (test)", "", ROBUSTNESS_NOTE, "",
                   robustness_table(methods, rows)]
-    if pairs and len(pairs) > 1:  # runs of several teachers (scripts/teacher-pairs.sh)
+    if len({row["teacher"] for row in pairs or []}) > 1:  # several teachers (scripts/teacher-pairs.sh)
         parts += ["", "## Teacher-student pairs", "", PAIRS_NOTE, "", pairs_table(pairs)]
     parts += ["", "## Winner at each pool size", "", *winners(methods, rows)]
     parts += ["", "![accuracy vs pool size](accuracy_vs_size.png)", ""]
