@@ -268,6 +268,15 @@ def test_runs_of_other_recipes_are_rows_apart_and_only_seeds_are_pooled() -> Non
     assert [sorted(r.metrics) for r in three] == [
         ["kd[distill.label_smoothing=–]", "simclr"], ["kd[distill.label_smoothing=0.0]", "simclr"],
         ["kd[distill.label_smoothing=0.1]", "simclr"]]
+    # with the committed defaults, the older run ran at the default: it pools with the newer run
+    # that set it, and is named by it where the recipes differ
+    pooled = tag_recipes([older, newer, smoothed], params_of_method(declared),
+                         {"distill.label_smoothing": 0.0})
+    assert [sorted(r.metrics) for r in pooled] == [
+        ["kd[distill.label_smoothing=0.0]", "simclr"], ["kd[distill.label_smoothing=0.0]", "simclr"],
+        ["kd[distill.label_smoothing=0.1]", "simclr"]]
+    assert {r["method"]: r["runs"] for r in summarize(pooled, ["kd[distill.label_smoothing=0.0]"])} == {
+        "kd[distill.label_smoothing=0.0]": 2}
 
 
 def test_a_baseline_reports_the_params_its_metrics_were_made_with() -> None:

@@ -105,7 +105,8 @@ def recipe_params(params: dict[str, Any], declared: list[str] | None) -> dict[st
     return {k: v for k, v in params.items() if relevant(k)}
 
 
-def tag_recipes(runs: list[Run], declared_by: Callable[[str], list[str] | None]) -> list[Run]:
+def tag_recipes(runs: list[Run], declared_by: Callable[[str], list[str] | None],
+                defaults: dict[str, Any] | None = None) -> list[Run]:
     """Rename each run's methods after the recipe params that differ between the runs of that
     method at the same pool size, so that different recipes are reported apart and only true
     repeats (runs that differ in seeds alone) are pooled: 'kd' stays 'kd' when every run at that
@@ -113,9 +114,11 @@ def tag_recipes(runs: list[Run], declared_by: Callable[[str], list[str] | None])
     set other epochs per size: rows of other sizes are apart anyway). A param that an older run
     lacks (added since, at a default that keeps the old behaviour: the project's rule for adding
     params) tags nothing while every run that has it agrees on its value; where they differ, the
-    older run shows it as '–'. `declared_by(method)` gives the params entries of the method's
-    stages (None: every param)."""
-    recipes = {(i, m): recipe_params(r.params, declared_by(m))
+    older run shows it as '–'. With `defaults` (params.yaml as committed, flattened), an older
+    run takes the default of a param it lacks, which is what it ran with under that rule: it
+    pools with newer runs that set the default, and shows the default where they differ.
+    `declared_by(method)` gives the params entries of the method's stages (None: every param)."""
+    recipes = {(i, m): recipe_params({**(defaults or {}), **r.params}, declared_by(m))
                for i, r in enumerate(runs) for m in r.metrics}
     tagged = []
     for i, run in enumerate(runs):

@@ -36,7 +36,7 @@ from catdog.experiments import (
 )
 from catdog.methods import METHODS, REFERENCE_ACCURACY, REFERENCE_EPOCHS
 from catdog.params import flatten, parse_assignment, read_yaml
-from catdog.profiles import DATA_STAGES, METHOD_STAGES  # stages each method needs
+from catdog.profiles import DATA_STAGES, METHOD_STAGES, committed_params_text  # stages each method needs
 from catdog.teacher_pairs import NOTE as PAIRS_NOTE
 from catdog.teacher_pairs import pair_rows, pairs_table
 
@@ -400,6 +400,14 @@ REPRESENTATION_NOTE = (
     "The floor (random init) and the ceiling (ImageNet) do not depend on the pool.")
 
 
+def param_defaults() -> dict[str, object]:
+    """params.yaml as committed, flattened; {} outside a checkout that has one."""
+    try:
+        return flatten(read_yaml(committed_params_text()) or {})
+    except OSError:
+        return {}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Report every DVC experiment side by side.")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the report files")
@@ -433,7 +441,8 @@ def main(argv: list[str] | None = None) -> None:
             + "".join(f", {k}={v}" for k, v in where.items()) + "; run the pipeline first"
         )
     pairs = pair_rows(runs)  # by teacher.arch, before tagging renames the methods
-    runs = tag_recipes(runs, params_of_method(stage_params()))  # other recipes are other rows
+    # other recipes are other rows; a param a run predates counts at its committed default
+    runs = tag_recipes(runs, params_of_method(stage_params()), param_defaults())
     methods = method_order(runs, PREFERRED_METHODS)
     rows = summarize(runs, methods)
     text = render_markdown(runs, methods, rows, pairs)
