@@ -244,29 +244,6 @@ def test_cached_attention_transfer_cuts_the_whole_image_maps_to_the_students_cro
     assert expected.item() > 0
 
 
-def test_distill_in_cached_mode_with_attention_runs_without_the_teacher(
-        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from catdog.stages import distill, teacher_crops
-    from catdog.teachers import LOGITS_FILE, save_logits
-
-    params = yaml.safe_load((workspace / "params.yaml").read_text())
-    params["teacher_crops"].update({"crops": 0, "attention": False})
-    params["distill"].update({"teacher_mode": "cached"})
-    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    files = load_split("labeled").files + load_split("pool").files
-    save_logits(LOGITS_FILE, files, torch.randn(len(files), 2), "fp32")
-    teacher_crops.main([])  # an empty file: no maps
-    params["teacher_crops"]["attention"] = True
-    params["distill"]["attention_weight"] = 500.0
-    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
-    with pytest.raises(SystemExit, match="holds no attention maps of whole images"):
-        distill.main(["scratch"])  # a stale crops file: a clear error, before any training
-    teacher_crops.main([])
-    distill.main(["scratch"])
-    assert load_model("models/kd.pt")[1]["method"] == "kd"
-
-
 def test_features_store_the_teachers_last_feature_map_of_each_whole_image(workspace: Path) -> None:
     from catdog.stages import teacher_crops
     from catdog.teachers import load_image_energies, load_image_features
@@ -318,23 +295,29 @@ def test_cached_fitnets_cuts_the_whole_image_feature_map_to_the_students_crop() 
     assert not torch.isclose(expected, 3.0 * feature_loss(hint, features))
 
 
-def test_distill_in_cached_mode_with_fitnets_runs_without_the_teacher(
-        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("stored", "weight", "missing"), [
+    ("attention", "attention_weight", "holds no attention maps of whole images"),
+    ("features", "feature_weight", "holds no feature maps of whole images"),
+])
+def test_distill_in_cached_mode_with_stored_maps_runs_without_the_teacher(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch, stored: str, weight: str, missing: str) -> None:
+    """Attention transfer and the FitNets hint read the whole images' stored maps: no teacher,
+    and a clear error when the crops file lacks them."""
     from catdog.stages import distill, teacher_crops
     from catdog.teachers import LOGITS_FILE, save_logits
 
     params = yaml.safe_load((workspace / "params.yaml").read_text())
-    params["teacher_crops"].update({"crops": 0, "attention": True, "features": False})
+    params["teacher_crops"].update({"crops": 0, "attention": stored == "features", "features": False})
     params["distill"].update({"teacher_mode": "cached"})
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     files = load_split("labeled").files + load_split("pool").files
     save_logits(LOGITS_FILE, files, torch.randn(len(files), 2), "fp32")
-    teacher_crops.main([])  # attention maps, no feature maps
-    params["teacher_crops"]["features"] = True
-    params["distill"]["feature_weight"] = 1.0
+    teacher_crops.main([])  # a file without the maps this run needs
+    params["teacher_crops"][stored] = True
+    params["distill"][weight] = {"attention_weight": 500.0, "feature_weight": 1.0}[weight]
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
-    with pytest.raises(SystemExit, match="holds no feature maps of whole images"):
+    with pytest.raises(SystemExit, match=missing):
         distill.main(["scratch"])  # a stale crops file: a clear error, before any training
     teacher_crops.main([])
     distill.main(["scratch"])
