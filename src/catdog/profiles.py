@@ -176,7 +176,8 @@ RERUN_MAY_CHANGE = ("train_seconds",)
 
 def add_scores(rerun: Path, dest: Path, method: str) -> list[str]:
     """Give the snapshot `dest` the scores that a rerun of one of its methods (the snapshot
-    `rerun`, same params) added: its metrics/<method>.json and metrics/representation/, but only
+    `rerun`, same params) added: the keys of its metrics/<method>.json that dest lacks (dest's
+    own keys are kept, also those the rerun lacks) and its metrics/representation/, but only
     when the rerun trained the same model, i.e. every test metric the two share is equal
     (training is deterministic on one CPU). Returns the keys added; SystemExit naming the
     metrics that differ otherwise, leaving dest as it was."""
@@ -189,7 +190,8 @@ def add_scores(rerun: Path, dest: Path, method: str) -> list[str]:
               if k not in RERUN_MAY_CHANGE and new[k] != old[k]]
     if differ:
         raise SystemExit(f"error: {rerun} did not repeat {dest}'s {method}: {'; '.join(differ)}")
-    shutil.copy2(new_path, old_path)
+    old_path.write_text(json.dumps(old | {k: v for k, v in new.items() if k not in old},
+                                   indent=2, sort_keys=True) + "\n")
     scores = rerun / "metrics/representation"
     for path in sorted(scores.glob("*.json")) if scores.is_dir() else []:
         (dest / "metrics/representation").mkdir(exist_ok=True)
