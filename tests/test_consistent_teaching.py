@@ -295,12 +295,13 @@ def test_cached_fitnets_cuts_the_whole_image_feature_map_to_the_students_crop() 
     assert not torch.isclose(expected, 3.0 * feature_loss(hint, features))
 
 
-@pytest.mark.parametrize(("stored", "weight", "missing"), [
-    ("attention", "attention_weight", "holds no attention maps of whole images"),
-    ("features", "feature_weight", "holds no feature maps of whole images"),
+@pytest.mark.parametrize(("stored", "weight", "value", "missing"), [
+    ("attention", "attention_weight", 500.0, "holds no attention maps of whole images"),
+    ("features", "feature_weight", 1.0, "holds no feature maps of whole images"),
 ])
 def test_distill_in_cached_mode_with_stored_maps_runs_without_the_teacher(
-        workspace: Path, monkeypatch: pytest.MonkeyPatch, stored: str, weight: str, missing: str) -> None:
+        workspace: Path, monkeypatch: pytest.MonkeyPatch, stored: str, weight: str, value: float,
+        missing: str) -> None:
     """Attention transfer and the FitNets hint read the whole images' stored maps: no teacher,
     and a clear error when the crops file lacks them."""
     from catdog.stages import distill, teacher_crops
@@ -314,7 +315,7 @@ def test_distill_in_cached_mode_with_stored_maps_runs_without_the_teacher(
     save_logits(LOGITS_FILE, files, torch.randn(len(files), 2), "fp32")
     teacher_crops.main([])  # a file without the maps this run needs
     params["teacher_crops"][stored] = True
-    params["distill"][weight] = {"attention_weight": 500.0, "feature_weight": 1.0}[weight]
+    params["distill"][weight] = value
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(distill, "load_teacher", lambda *a: pytest.fail("teacher loaded"))
     with pytest.raises(SystemExit, match=missing):

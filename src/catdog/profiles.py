@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from catdog.atomic import save_json
 from catdog.experiments import exp_ref, read_at, read_output, stale_stages
 from catdog.methods import METHODS
 from catdog.params import PARAMS_FILE, ParamError, flatten, parse_assignment, read_yaml, validate
@@ -190,8 +191,7 @@ def add_scores(rerun: Path, dest: Path, method: str) -> list[str]:
               if k not in RERUN_MAY_CHANGE and new[k] != old[k]]
     if differ:
         raise SystemExit(f"error: {rerun} did not repeat {dest}'s {method}: {'; '.join(differ)}")
-    old_path.write_text(json.dumps(old | {k: v for k, v in new.items() if k not in old},
-                                   indent=2, sort_keys=True) + "\n")
+    save_json(old_path, new | old)  # dest's values win: only the keys it lacks are added
     scores = rerun / "metrics/representation"
     for path in sorted(scores.glob("*.json")) if scores.is_dir() else []:
         (dest / "metrics/representation").mkdir(exist_ok=True)
