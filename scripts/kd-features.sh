@@ -22,6 +22,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 crops="${CROPS:-4}"
+epochs="${EPOCHS:-120}"  # KD epochs of every recipe (the table's runs: 120; the profile's own 3k KD takes 240)
 out="${OUT:-results/kd-features}"
 runs="${RUNS_DIR:-$out/runs}"
 names=()
@@ -43,7 +44,7 @@ for seed in ${SEEDS:-0 1}; do
     esac
     name="kdf-$size-$mode-s$seed-$(date +%H%M%S)"
     dvc exp run --queue -n "$name" -S "data.source=$source" "${profile[@]}" "${recipe[@]}" \
-      -S "train.seed=$seed" "$@" evaluate@kd
+      -S "train.seed=$seed" -S "distill.epochs=$epochs" -S "distill.patience=$epochs" "$@" evaluate@kd
     names+=("$name:$size-$mode-s$seed")
   done
 done

@@ -14,6 +14,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
+epochs="${EPOCHS:-120}"  # KD epochs of every pair (the table's runs: 120; the profile's own 3k KD takes 240)
 out="${OUT:-results/pairs}"
 runs="${RUNS_DIR:-$out/runs}"
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
@@ -22,7 +23,8 @@ for seed in ${SEEDS:-0 1}; do
   for arch in ${ARCHS:-efficientnet_lite2 efficientnet_lite0 mobilenet_v2}; do
     name="pair-$size-$arch-s$seed-$(date +%H%M%S)"
     dvc exp run --queue -n "$name" -S "data.source=$source" "${profile[@]}" -S "teacher.arch=$arch" \
-      -S "train.seed=$seed" "$@" teacher_score evaluate@kd
+      -S "train.seed=$seed" \
+      -S "distill.epochs=$epochs" -S "distill.patience=$epochs" "$@" teacher_score evaluate@kd
     names+=("$name:$size-$arch-s$seed")
   done
 done
