@@ -22,7 +22,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, PYTHONPATH, TORCH_HOME, $source, run_queue
 size="${SIZE:-3000}"
 crops="${CROPS:-4}"
-epochs="${EPOCHS:-120}"  # KD epochs of every recipe (the table's runs: 120; the profile's own 3k KD takes 240)
+# KD epochs of every recipe, at any SIZE: 120 made the table at 3k (the profile's own KD takes
+# 240 there, 80 at 10k); set EPOCHS to follow another size's schedule
+epochs="${EPOCHS:-120}"
 out="${OUT:-results/kd-features}"
 runs="${RUNS_DIR:-$out/runs}"
 names=()
