@@ -1,4 +1,4 @@
-"""README.md's results table is generated from results/cpu/summary.csv (catdog.readme_results)."""
+"""README.md's results tables are generated from results/<set>/summary.csv (catdog.readme_results)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from catdog import readme_results
-from catdog.readme_results import END, START, check_readme, main, results_table, update_readme
+from catdog.readme_results import (
+    END,
+    START,
+    check_readme,
+    main,
+    markers,
+    results_table,
+    shown_sets,
+    update_readme,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (
@@ -22,6 +31,8 @@ def test_committed_readme_matches_committed_summary() -> None:
     text = readme.read_text()
     assert text.count(START) == 1 and text.count(END) == 1
     assert results_table(summary) in text
+    for name in shown_sets(readme):  # every other set the README shows matches its summary too
+        assert check_readme(readme, ROOT / "results" / name / "summary.csv", name) is None
 
 
 def write_summary(path: Path) -> Path:
@@ -115,3 +126,29 @@ def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(args) == 0
     assert main([*args, "--check"]) == 0
     assert readme.read_text() == f"{START}\n{readme_results.results_table(summary)}\n{END}\n"
+
+
+def test_each_marked_set_gets_its_own_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("cpu", "h200"):
+        Path("results", name).mkdir(parents=True)
+    cpu = write_summary(Path("results/cpu/summary.csv"))
+    h200 = Path("results/h200/summary.csv")
+    h200.write_text(HEADER + "kd,10000,1,0.95,nan,0,0,0,0\n")
+    h200_start, h200_end = markers("h200")
+    Path("README.md").write_text(f"{START}\nold\n{END}\nbetween\n{h200_start}\nold\n{h200_end}\n")
+    assert shown_sets(Path("README.md")) == ["cpu", "h200"]
+    assert main(["--check"]) == 1
+    assert capsys.readouterr().err.count("\n") == 2  # one line per stale table
+    assert main([]) == 0
+    text = Path("README.md").read_text()
+    assert text == (f"{START}\n{results_table(cpu)}\n{END}\nbetween\n"
+                    f"{h200_start}\n{results_table(h200)}\n{h200_end}\n")
+    assert "0.950 (1)" in results_table(h200) and "0.950 (1)" not in results_table(cpu)
+    assert main(["--check"]) == 0
+    h200.write_text(HEADER + "kd,10000,1,0.96,nan,0,0,0,0\n")  # only h200's table goes stale
+    assert main(["--check"]) == 1
+    assert "h200" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --summary names one set's file: ambiguous for two
+        main(["--summary", str(h200)])

@@ -1,11 +1,13 @@
-"""The README's results table, generated from a published summary.csv.
+"""The README's results tables, generated from published summary.csv files.
 
-README.md shows one table of test accuracy: a row per method, a column per pool size, each cell
-"mean ± std (runs)" over seeds, and the reference study's accuracy where it reports one. The
-table sits between two markers in README.md and is written by this module, never by hand:
+README.md shows a table of test accuracy per result set (results/<set>/summary.csv): a row per
+method, a column per pool size, each cell "mean ± std (runs)" over seeds, and the reference
+study's accuracy where it reports one. Each table sits between two markers in README.md,
+`<!-- results:<set>:start -->` and `<!-- results:<set>:end -->`, and is written by this module,
+never by hand:
 
-    python -m catdog.readme_results            # rewrite README.md from results/cpu/summary.csv
-    python -m catdog.readme_results --check    # exit 1 when README.md's table is out of date
+    python -m catdog.readme_results            # rewrite every marked table from its summary.csv
+    python -m catdog.readme_results --check    # exit 1 when a marked table is out of date
 
 Paths default to the current directory (the repository root).
 """
@@ -21,11 +23,23 @@ from pathlib import Path
 from catdog.experiments import base_method
 from catdog.methods import METHODS, REFERENCE_ACCURACY
 
-START = "<!-- results:cpu:start -->"
-END = "<!-- results:cpu:end -->"
+SETS = ("cpu", "h200")  # result sets the README may show, in this order; cpu is required
 README = Path("README.md")
-SUMMARY = Path("results/cpu/summary.csv")
 MISSING = "—"
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The README's start and end markers of result set `name`'s table."""
+    return f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
+
+
+def summary_path(name: str) -> Path:
+    return Path("results") / name / "summary.csv"
+
+
+START, END = markers("cpu")
+SUMMARY = summary_path("cpu")
+
 
 def method_label(method: str) -> str:
     base = base_method(method)
@@ -85,29 +99,31 @@ def results_table(summary: Path) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, table: str) -> str:
-    """`text` with everything between the START and END markers replaced by `table`."""
-    start, end = text.find(START), text.find(END)
+def replace_block(text: str, table: str, name: str = "cpu") -> str:
+    """`text` with everything between set `name`'s markers replaced by `table`."""
+    start_marker, end_marker = markers(name)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < 0 or end < start:
-        raise ValueError(f"README has no {START} ... {END} block")
-    return text[: start + len(START)] + "\n" + table + "\n" + text[end:]
+        raise ValueError(f"README has no {start_marker} ... {end_marker} block")
+    return text[: start + len(start_marker)] + "\n" + table + "\n" + text[end:]
 
 
-def update_readme(readme: Path, summary: Path) -> bool:
-    """Write `summary`'s table into `readme`'s marked block; True when the file changed."""
+def update_readme(readme: Path, summary: Path, name: str = "cpu") -> bool:
+    """Write `summary`'s table into `readme`'s block of set `name`; True when the file changed."""
     text = readme.read_text()
-    new = replace_block(text, results_table(summary))
+    new = replace_block(text, results_table(summary), name)
     if new == text:
         return False
     readme.write_text(new)
     return True
 
 
-def check_readme(readme: Path, summary: Path) -> str | None:
-    """None when `readme`'s table is what `summary` gives, else a one-line message saying why not."""
+def check_readme(readme: Path, summary: Path, name: str = "cpu") -> str | None:
+    """None when `readme`'s table of set `name` is what `summary` gives, else a one-line message
+    saying why not."""
     text = readme.read_text()
     try:
-        new = replace_block(text, results_table(summary))
+        new = replace_block(text, results_table(summary), name)
     except ValueError as e:
         return f"{readme}: {e}"
     if new != text:
@@ -115,22 +131,39 @@ def check_readme(readme: Path, summary: Path) -> str | None:
     return None
 
 
+def shown_sets(readme: Path) -> list[str]:
+    """The result sets whose tables `readme` marks (cpu always: its markers are required)."""
+    text = readme.read_text()
+    return [name for name in SETS if name == "cpu" or markers(name)[0] in text]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=README, help="default: %(default)s")
-    parser.add_argument("--summary", type=Path, default=SUMMARY, help="default: %(default)s")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the table is out of date")
+    parser.add_argument("--set", dest="sets", action="append", choices=SETS,
+                        help="a result set to write or check (repeatable; default: every set the "
+                             "README marks)")
+    parser.add_argument("--summary", type=Path,
+                        help="the summary.csv of the one set given (default: results/<set>/summary.csv)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a table is out of date")
     args = parser.parse_args(argv)
-    if args.check:
-        problem = check_readme(args.readme, args.summary)
-        if problem:
-            print(problem, file=sys.stderr)
-            return 1
-        print(f"{args.readme}: results table matches {args.summary}")
-        return 0
-    changed = update_readme(args.readme, args.summary)
-    print(f"{args.readme}: {'updated' if changed else 'already up to date'} from {args.summary}")
-    return 0
+    sets = args.sets or shown_sets(args.readme)
+    if args.summary and len(sets) != 1:
+        parser.error("--summary needs exactly one set (--set NAME)")
+    status = 0
+    for name in sets:
+        summary = args.summary or summary_path(name)
+        if args.check:
+            problem = check_readme(args.readme, summary, name)
+            if problem:
+                print(problem, file=sys.stderr)
+                status = 1
+            else:
+                print(f"{args.readme}: results table {name} matches {summary}")
+            continue
+        changed = update_readme(args.readme, summary, name)
+        print(f"{args.readme}: table {name} {'updated' if changed else 'already up to date'} from {summary}")
+    return status
 
 
 if __name__ == "__main__":
