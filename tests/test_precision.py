@@ -48,6 +48,17 @@ def test_a_load_spike_in_one_round_does_not_flip_the_choice() -> None:
     assert calls["fp32"] == precision.PROBE_ROUNDS * (1 + precision.PROBE_STEPS)
 
 
+def test_a_hopeless_bf16_is_timed_for_one_round_only(capsys: pytest.CaptureFixture[str]) -> None:
+    calls = {"fp32": 0, "bf16": 0}
+
+    def step() -> None:  # bf16 at 1/10 of fp32: a chip without bf16 arithmetic
+        calls[precision.name(CPU)] += 1
+        time.sleep(0.02 if precision.name(CPU) == "bf16" else 0.002)
+    assert precision.choose("auto", CPU, step, "a step without bf16 arithmetic") is False
+    assert calls == {"fp32": 1 + precision.PROBE_STEPS, "bf16": 1 + precision.PROBE_STEPS}
+    assert "precision: fp32 (auto: bf16 0.1" in capsys.readouterr().err
+
+
 def test_forced_precision_is_not_probed() -> None:
     def step() -> None:
         raise AssertionError("a forced precision must not run the probe")

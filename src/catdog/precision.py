@@ -22,6 +22,10 @@ import torch
 BF16_MARGIN = 1.15  # bf16 must be this much faster than fp32 to be chosen by `auto`
 PROBE_STEPS = 3  # timed steps per precision and round (after one untimed warm-up step)
 PROBE_ROUNDS = 3  # rounds of fp32 then bf16; each precision keeps its best round (load spikes only slow)
+# Rounds stop early once bf16 runs at under 1/HOPELESS of fp32: no load spike seen slows a round
+# that much (2.4x at most), and where the chip lacks bf16 (0.07x on a Zen 3 EPYC) its two further
+# rounds of slow bf16 steps cost more than a small stage's own work.
+HOPELESS = 5
 
 _bf16 = {"cpu": False, "cuda": True}  # device type -> use bf16 autocast
 
@@ -69,6 +73,8 @@ def _best_rates(step: Callable[[], None], device: torch.device) -> tuple[float, 
         for bf16 in (False, True):
             set_bf16(device, bf16)
             rates[bf16] = max(rates[bf16], _rate(step, device))
+        if rates[True] * HOPELESS < rates[False]:
+            break
     return rates[False], rates[True]
 
 
