@@ -1,5 +1,6 @@
-"""End to end, in a temporary copy of the repository: the README's quick run through real DVC,
-then a pool-size experiment that reruns only what depends on the pool, and `dvc metrics diff`."""
+"""End to end, in a temporary copy of the repository: the README's quick run through real DVC (at
+the SMOKE sizes below), then a pool-size experiment that reruns only what depends on the pool,
+and `dvc metrics diff`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,24 @@ from catdog.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+# The quick profile's every stage and method, with fewer images and epochs: the README's
+# `bash scripts/quick-run.sh` with arguments (they override the profile), so that the suite
+# keeps to minutes. What it checks is that every stage runs and writes what dvc.yaml declares;
+# learning is checked where a few epochs suffice (the teacher and the ImageNet-started students).
+SMOKE = {
+    "data.test": 200,                    # test images (one standard error of a ROC AUC ~0.03)
+    "evaluate.corruption_images": 20,    # test images under each corruption and severity
+    "data.size": 300,                    # pool images
+    "data.max_size": 300,                # the largest pool: the teacher's logits cover it
+    "data.heldout": 100,                 # held-out images the teacher labels
+    "pretrain.epochs": 2,                # SimCLR on the pool (one of them warm-up)
+    "finetune.epochs": 4,                # supervised epochs on the 420 labels
+    "finetune.patience": 4,
+    "distill.epochs": 3,                 # KD epochs over pool + labels
+    "distill.patience": 3,
+}
+SMOKE_ARGS = [arg for key, value in SMOKE.items() for arg in ("-S", f"{key}={value}")]
+LEARNS = ("imagenet", "imagenet_kd", "simclr_imagenet")  # students that start from ImageNet
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800) -> str:
@@ -64,7 +83,7 @@ def env(repo_copy: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def quick_run(repo_copy: Path, env: dict[str, str]) -> str:
-    return _run(["bash", "scripts/quick-run.sh"], repo_copy, env)
+    return _run(["bash", "scripts/quick-run.sh", *SMOKE_ARGS], repo_copy, env)
 
 
 def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: str) -> None:
@@ -74,16 +93,17 @@ def test_quick_run_produces_every_metric_and_plot(repo_copy: Path, quick_run: st
     for method in profile.methods:
         metrics = json.loads((repo_copy / f"metrics/{method}.json").read_text())
         assert 0.0 <= metrics["accuracy"] <= 1.0
-        assert metrics["n"] == 400
+        assert metrics["n"] == SMOKE["data.test"]
         assert (repo_copy / f"plots/{method}/confusion.csv").is_file()
     assert json.loads((repo_copy / "metrics/teacher.json").read_text())["accuracy"] > 0.85
     for method in profile.methods[1:]:
         info = json.loads((repo_copy / f"metrics/{method}.json").read_text())
         assert 1 <= info["epochs"] <= info["epochs_run"]
         assert 0.0 <= info["val_accuracy"] <= 1.0 and info["eval_size"] == 80
-        # No constant predictor: both classes are predicted, and the ranking is informative.
-        assert info["recall_cat"] > 0.1 and info["recall_dog"] > 0.1, method
-        assert info["roc_auc"] > 0.55, method
+        assert 0.0 <= info["roc_auc"] <= 1.0 and 0.0 <= info["recall_dog"] <= 1.0, method
+        if method in LEARNS:  # no constant predictor: both classes, an informative ranking
+            assert info["recall_cat"] > 0.3 and info["recall_dog"] > 0.3, method
+            assert info["roc_auc"] > 0.7, method
         assert len(list((repo_copy / f"plots/{method}/featuremaps").glob("*.png"))) == 10
         assert 0.0 <= info["ece"] <= 0.5 and 0.0 <= info["corruption_accuracy"] <= 1.0, method
         assert (repo_copy / f"plots/{method}/reliability.csv").is_file()
@@ -128,8 +148,8 @@ def test_pool_experiment_reruns_only_what_depends_on_the_pool(
     _run(["git", "add", "-A"], repo_copy, env)
     _run(["git", "commit", "-qm", "quick run"], repo_copy, env)
     targets = ["evaluate@simclr", "evaluate@kd"]  # skip the pictures: faster
-    out = _run(["dvc", "exp", "run", "-S", "data.size=300", *targets], repo_copy, env)
-    # The teacher's logits of the 2,000-image pool serve the 300-image one: no teacher rerun.
+    out = _run(["dvc", "exp", "run", "-S", "data.size=150", *targets], repo_copy, env)
+    # The teacher's logits of the 300-image pool serve the 150-image one: no teacher rerun.
     for stage in ("fetch", "prepare", "teacher", "teacher_logits", "heldout"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     for stage in ("pool", "pretrain", "finetune@simclr", "distill@kd", "evaluate@kd"):
