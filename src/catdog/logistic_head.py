@@ -7,12 +7,16 @@ with two logits whose softmax is the regression's probability.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
-from sklearn.preprocessing import StandardScaler
 from torch import nn
+
+if TYPE_CHECKING:  # scikit-learn is imported where a regression is fitted: it costs a stage's
+    # start about 2.5 s, and most stages that import this module only convert a fitted head
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
 
 PROBE_C = 0.1  # inverse L2 strength of the representation probe (standardised features), fixed
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # C values fit_head tries on val (the teacher's head)
@@ -22,6 +26,9 @@ MAX_ITER = 5000  # lbfgs iterations: enough to converge on standardised features
 def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = PROBE_C, seed: int = 0
                  ) -> tuple[StandardScaler, LogisticRegression]:
     """Standardise `x`, then fit a binary logistic regression with inverse L2 strength `c`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(x)
     return scaler, LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit(scaler.transform(x), y)
 
@@ -31,6 +38,8 @@ def fit_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
     """One fit per C in C_GRID, keeping the best val accuracy; ties go to the lower val log-loss,
     so the head's probabilities (the teacher's soft targets) are the best calibrated.
     Returns (scaler, model, C, val accuracy)."""
+    from sklearn.metrics import log_loss
+
     best: tuple[StandardScaler, LogisticRegression, float, float, float] | None = None
     for c in C_GRID:
         scaler, lr = fit_logistic(train_x, train_y, c, seed)

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm import tqdm
 
@@ -28,6 +27,10 @@ from catdog.atomic import load_torch_file, save_torch
 from catdog.logistic_head import logistic_to_linear
 from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
+
+if TYPE_CHECKING:  # only the fitted head's types (see catdog.logistic_head)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
 
 ARCHS = ("efficientnet_lite2", "efficientnet_lite0", "mobilenet_v2", "resnet50")
 # ImageNet class ranges (inclusive) used by the zero-shot mapping.
