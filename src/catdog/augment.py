@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
+from catdog.blur import reflect_band
 from catdog.models import MEAN, STD
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
@@ -167,16 +168,9 @@ def _grayscale(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
 
 def _blur_matrix(sigma: torch.Tensor, size: int, radius: int) -> torch.Tensor:
     """[N, size, size] Gaussian blur (std sigma[n], taps -radius..radius, reflect borders)."""
-    n, device = sigma.shape[0], sigma.device
-    taps = torch.arange(-radius, radius + 1, device=device)
+    taps = torch.arange(-radius, radius + 1, device=sigma.device)
     kernel = torch.exp(-(taps[None, :] ** 2) / (2 * sigma[:, None] ** 2))
-    kernel = kernel / kernel.sum(1, keepdim=True)  # [N, K]
-    idx = torch.arange(size, device=device)[:, None] + taps[None, :]  # [size, K] source indices
-    idx = idx.abs()  # reflect at the left border (-1 -> 1)
-    idx = torch.where(idx >= size, 2 * (size - 1) - idx, idx)  # reflect at the right border
-    mat = torch.zeros(n, size, size, device=device)
-    k = taps.numel()
-    return mat.scatter_add_(2, idx.expand(n, size, k), kernel[:, None, :].expand(n, size, k))
+    return reflect_band(kernel / kernel.sum(1, keepdim=True), size)
 
 
 def _gaussian_blur(x: torch.Tensor, g: torch.Generator, sigma: tuple[float, float],

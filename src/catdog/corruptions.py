@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from catdog.blur import reflect_band
+
 KINDS = ("gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast")
 SEVERITIES = (1, 2, 3, 4, 5)
 NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)  # of [0, 1] pixel values
@@ -74,23 +76,12 @@ def _separable_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """torchvision's gaussian_blur (its 1-D kernel, reflect padding) as a row and a column pass,
     each a product with a banded [side, side] matrix that folds the reflection in."""
     size = 2 * math.ceil(3 * sigma) + 1
+    if size // 2 >= min(x.shape[-2:]):
+        raise ValueError(f"blur radius {size // 2} needs images wider than {min(x.shape[-2:])} px")
     lim = (size - 1) / (2.0 * math.sqrt(2.0))  # torchvision's _get_gaussian_kernel1d
     kernel = torch.softmax(torch.linspace(-lim, lim, steps=size).div(sigma).pow(2).neg(), dim=0)
-    rows, cols = _reflect_band(kernel, x.shape[-2]), _reflect_band(kernel, x.shape[-1])
+    rows, cols = (reflect_band(kernel[None], side)[0] for side in x.shape[-2:])
     return rows @ (x @ cols.T)
-
-
-def _reflect_band(kernel: torch.Tensor, side: int) -> torch.Tensor:
-    """[side, side] matrix M with (M @ v)[i] = sum_t kernel[t] * v[reflect(i + t - r)]."""
-    radius = len(kernel) // 2
-    if radius >= side:
-        raise ValueError(f"blur radius {radius} needs images wider than {side} px")
-    idx = torch.arange(side)[:, None] + torch.arange(-radius, radius + 1)[None, :]
-    idx = idx.abs()  # reflect at the left border (-1 -> 1)
-    idx = torch.where(idx >= side, 2 * (side - 1) - idx, idx)  # and at the right one
-    band = torch.zeros(side, side)
-    return band.index_put_((torch.arange(side)[:, None].expand_as(idx), idx),
-                           kernel.expand_as(idx).clone(), accumulate=True)
 
 
 def _jpeg(images: torch.Tensor, quality: int) -> torch.Tensor:
