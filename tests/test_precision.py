@@ -14,10 +14,14 @@ from catdog import precision
 from catdog.train_loop import runtime, seed_everything, train
 
 CPU = torch.device("cpu")
+REAL_CPU_LACKS_BF16 = precision.cpu_lacks_bf16  # the fixture below fakes it for the probe's tests
 
 
 @pytest.fixture(autouse=True)
-def _fp32_after() -> None:
+def _fp32_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test probes as on a CPU with bf16 arithmetic (unless it says otherwise), then
+    leaves fp32 set."""
+    monkeypatch.setattr(precision, "cpu_lacks_bf16", lambda: None)
     yield
     precision.set_bf16(CPU, False)
 
@@ -57,6 +61,18 @@ def test_a_hopeless_bf16_is_timed_for_one_round_only(capsys: pytest.CaptureFixtu
     assert precision.choose("auto", CPU, step, "a step without bf16 arithmetic") is False
     assert calls == {"fp32": 1 + precision.PROBE_STEPS, "bf16": 1 + precision.PROBE_STEPS}
     assert "precision: fp32 (auto: bf16 0.1" in capsys.readouterr().err
+
+
+def test_a_cpu_without_bf16_arithmetic_is_not_probed(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def step() -> None:
+        raise AssertionError("a CPU without bf16 arithmetic must not run the probe")
+    monkeypatch.setattr(precision, "cpu_lacks_bf16", REAL_CPU_LACKS_BF16)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert precision.choose("auto", CPU, step, "MobileNetV2 training") is False
+    assert "precision: fp32 (auto: this CPU's torch runs AVX2" in capsys.readouterr().err
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert precision.cpu_lacks_bf16() is None  # AVX-512 CPUs are probed (bf16 0.6-3.9x there)
 
 
 def test_forced_precision_is_not_probed() -> None:

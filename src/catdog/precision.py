@@ -26,6 +26,11 @@ PROBE_ROUNDS = 3  # rounds of fp32 then bf16; each precision keeps its best roun
 # that much (2.4x at most), and where the chip lacks bf16 (0.07x on a Zen 3 EPYC) its two further
 # rounds of slow bf16 steps cost more than a small stage's own work.
 HOPELESS = 5
+# x86 vector levels below AVX-512 (torch.backends.cpu.get_cpu_capability()): no bf16 arithmetic
+# in oneDNN, which then runs a reference path. On a Zen 3 EPYC (AVX2) bf16 trained MobileNetV2
+# at 0.07x fp32 and ran EfficientNet-Lite2 slower too, so `auto` picks fp32 there without a
+# probe (its one round cost 12 s of every training stage).
+NO_BF16_CAPABILITIES = {"AVX2", "NO AVX"}
 
 _bf16 = {"cpu": False, "cuda": True}  # device type -> use bf16 autocast
 
@@ -78,18 +83,27 @@ def _best_rates(step: Callable[[], None], device: torch.device) -> tuple[float, 
     return rates[False], rates[True]
 
 
+def cpu_lacks_bf16() -> str | None:
+    """The CPU's vector level when it has no bf16 arithmetic (see NO_BF16_CAPABILITIES), else None."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability if capability in NO_BF16_CAPABILITIES else None
+
+
 def choose(mode: str, device: torch.device, step: Callable[[], None] | None = None,
            what: str = "") -> bool:
     """Decide bf16 (True) or fp32 for this process from `compute.precision` and set it.
 
     mode: 'fp32' | 'bf16' | 'auto'. For 'auto' on the CPU, `step` (one representative step of
-    the stage's work, run under `autocast(device)`) is timed in both precisions."""
+    the stage's work, run under `autocast(device)`) is timed in both precisions, unless the CPU
+    has no bf16 arithmetic at all (`cpu_lacks_bf16`): then fp32."""
     if mode in ("fp32", "bf16"):
         enabled, why = mode == "bf16", "compute.precision"
     elif device.type != "cpu":
         enabled, why = True, "auto on CUDA"
     elif step is None:
         enabled, why = False, "auto without a probe"
+    elif (level := cpu_lacks_bf16()) is not None:
+        enabled, why = False, f"auto: this CPU's torch runs {level}, no bf16 arithmetic; not probed"
     else:
         fp32, bf16 = _best_rates(step, device)
         enabled = bf16 > BF16_MARGIN * fp32
