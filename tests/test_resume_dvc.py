@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -137,30 +136,46 @@ def _repro(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-m", "dvc", "repro"], clone, env, ok=False)
 
 
+def _clone(origin: Path, dest: Path) -> Path:
+    _run(["git", "clone", "-q", str(origin), str(dest)], dest.parent)
+    assert not (dest / ".dvc/cache").exists()  # nothing of the origin's cache came along
+    return dest
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _project(tmp_path_factory.mktemp("resume-dvc") / "origin")
+
+
+@pytest.fixture(scope="module")
+def straight(origin: Path) -> str:
+    """The model of an uninterrupted 6-epoch run (`dvc repro` in a fresh clone): every command's
+    resumed run must end with it, the toy stage being deterministic."""
+    clone = _clone(origin, origin.parent / "straight")
+    store = origin.parent / "store-straight"
+    done = _repro(clone, {"CATDOG_RESUME_DIR": str(store)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert not list(store.glob("*.pt"))  # a finished run keeps nothing
+    return (clone / "models/toy.json").read_text()
+
+
 @pytest.mark.parametrize("command", [_exp_run, _repro, _queue], ids=["exp-run", "repro", "queue"])
-def test_a_killed_run_resumes_in_a_fresh_clone(tmp_path: Path, command: Callable) -> None:
-    origin = _project(tmp_path / "origin")
-    results = {}
-    for name, kill in (("straight", None), ("killed", "4")):
-        clone = tmp_path / name
-        _run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
-        assert not (clone / ".dvc/cache").exists()  # nothing of the origin's cache came along
-        env = {"CATDOG_RESUME_DIR": str(tmp_path / f"store-{name}")}
-        if kill:
-            first = command(clone, env | {"KILL_AT": kill})
-            assert first.returncode != 0
-            if command is not _queue:  # a queued experiment's copy of the tree is gone with it
-                assert (clone / "checkpoints/toy.pt").is_file(), "the kill left no checkpoint"
-            assert list((tmp_path / f"store-{name}").glob("*.pt")), "nothing kept for a resume"
-        second = command(clone, env)
-        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-        log = second.stdout + second.stderr
-        if kill:
-            assert "resuming from" in log and "after epoch 3" in log, log[-2000:]
-        assert not list((tmp_path / f"store-{name}").glob("*.pt"))  # a finished run keeps nothing
-        results[name] = (clone / "models/toy.json").read_text()
-        if command is not _queue:  # (the queue's dvclive curves stay in its copy of the tree)
-            steps = (clone / "dvclive/toy/plots/metrics/val/acc.tsv").read_text().splitlines()[1:]
-            assert [line.split()[0] for line in steps] == [str(s) for s in range(6)]
-        shutil.rmtree(clone / ".dvc/tmp", ignore_errors=True)
-    assert results["killed"] == results["straight"]
+def test_a_killed_run_resumes_in_a_fresh_clone(tmp_path: Path, origin: Path, straight: str,
+                                               command: Callable) -> None:
+    clone = _clone(origin, tmp_path / "killed")
+    store = tmp_path / "store"
+    env = {"CATDOG_RESUME_DIR": str(store)}
+    first = command(clone, env | {"KILL_AT": "4"})
+    assert first.returncode != 0
+    if command is not _queue:  # a queued experiment's copy of the tree is gone with it
+        assert (clone / "checkpoints/toy.pt").is_file(), "the kill left no checkpoint"
+    assert list(store.glob("*.pt")), "nothing kept for a resume"
+    second = command(clone, env)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    log = second.stdout + second.stderr
+    assert "resuming from" in log and "after epoch 3" in log, log[-2000:]
+    assert not list(store.glob("*.pt"))  # a finished run keeps nothing
+    if command is not _queue:  # (the queue's dvclive curves stay in its copy of the tree)
+        steps = (clone / "dvclive/toy/plots/metrics/val/acc.tsv").read_text().splitlines()[1:]
+        assert [line.split()[0] for line in steps] == [str(s) for s in range(6)]
+    assert (clone / "models/toy.json").read_text() == straight
