@@ -18,7 +18,7 @@ REAL_CPU_LACKS_BF16 = precision.cpu_lacks_bf16  # the fixture below fakes it for
 
 
 @pytest.fixture(autouse=True)
-def _fp32_after(monkeypatch: pytest.MonkeyPatch) -> None:
+def _probe_as_on_a_bf16_cpu_then_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test probes as on a CPU with bf16 arithmetic (unless it says otherwise), then
     leaves fp32 set."""
     monkeypatch.setattr(precision, "cpu_lacks_bf16", lambda: None)
