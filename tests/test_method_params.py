@@ -24,11 +24,14 @@ def level_lock(root: Path) -> None:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        for stage in repo.index.stages:
+        stages = list(repo.index.stages)
+        for stage in stages:
             for dep in stage.deps:
                 if isinstance(dep, ParamsDependency):
                     dep.save()
-            stage.dump(update_pipeline=False)
+        # one write of dvc.lock for all stages (a dump per stage rewrites the whole file each time)
+        assert {stage.dvcfile.path for stage in stages} == {str(root / "dvc.yaml")}
+        stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
 
 
 def params_changed(root: Path) -> dict[str, dict]:
