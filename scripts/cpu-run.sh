@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reference comparison on a 2-core CPU (profiles/cpu.yaml): teacher, SimCLR + fine-tune, KD,
 # and the scratch and ImageNet baselines at pool sizes 10k / 6k / 3k, one seed, into results/cpu/
-# (report.md, summary.csv, runs/, the plot). About 3.5 hours per seed on an idle 2-core machine
+# (report.md, summary.csv, runs/, the plot). About 3 hours per seed on an idle 2-core machine
 # (summed from stage times: results/cpu/README.md, "Time per seed"); start it
 # again after an interruption and it goes on where it stopped (finished sizes are skipped, a
 # stage cut mid-way resumes from its last epoch). Extra arguments go to every `dvc exp run`.
