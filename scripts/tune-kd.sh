@@ -21,12 +21,10 @@ size="${SIZE:-3000}"
 epochs="${EPOCHS:-20}"
 # The cpu profile's overrides for this size, without its scoring targets.
 mapfile -t profile < <(python -m catdog.profiles args cpu "$size" --overrides-only)
-teacher=()  # -S and --where for teacher.arch, when TEACHER names one
-if [ -n "${TEACHER:-}" ]; then teacher=(-S "teacher.arch=$TEACHER"); fi
 dvc exp run --queue -S "data.source=$source" "${profile[@]}" \
   -S "distill.epochs=$epochs" -S "distill.patience=$epochs" \
   -S "distill.temperature=${TEMPERATURES:-1,2,4,8}" -S "distill.alpha=${ALPHAS:-0.5,0.9,1.0}" \
-  "${teacher[@]}" "$@" distill@kd
+  ${TEACHER:+-S "teacher.arch=$TEACHER"} "$@" distill@kd
 run_queue  # one at a time, to the end (scripts/env.sh)
 # --where: this sweep's points only
 python -m catdog.tuning kd --x distill.temperature --series distill.alpha --out "${OUT:-results/tuning}" \

@@ -52,6 +52,20 @@ def read_photos(zip_path: Path, cls: str, numbers: range, size: int) -> list[np.
     return out
 
 
+def slice_zip(full: Path, dest: Path, per_class: int) -> Path:
+    """`full`'s PetImages/README.txt and photos 0 .. per_class-1 of each class, in its layout (a
+    number the source lacks, such as Cat/666, is left out)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    wanted = ["PetImages/README.txt"] + [f"PetImages/{cls}/{n}.jpg" for cls in ("Cat", "Dog")
+                                         for n in range(per_class)]
+    with zipfile.ZipFile(full) as src, zipfile.ZipFile(dest, "w") as dst:
+        have = set(src.namelist())
+        for name in wanted:
+            if name in have:
+                dst.writestr(name, src.read(name))
+    return dest
+
+
 def make_split(zip_path: Path, per_class: int, size: int = 64, offset: int = 0) -> Split:
     """A class-balanced Split of real photos: `per_class` cats then as many dogs."""
     numbers = range(offset, offset + per_class)

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import slice_zip
 
 from catdog.stages import fetch as stage
 
@@ -18,14 +19,9 @@ from catdog.stages import fetch as stage
 @pytest.fixture(scope="module")
 def small_zip(tmp_path_factory: pytest.TempPathFactory, shared_zip: Path) -> Path:
     """A slice of the shared zip (10 cats, 10 dogs, the readme) in the official layout."""
-    path = tmp_path_factory.mktemp("zip") / "kagglecatsanddogs_slice.zip"
-    with zipfile.ZipFile(shared_zip) as src, zipfile.ZipFile(path, "w") as dst:
+    path = slice_zip(shared_zip, tmp_path_factory.mktemp("zip") / "kagglecatsanddogs_slice.zip", 10)
+    with zipfile.ZipFile(path, "a") as dst:
         dst.writestr("CDLA-Permissive-2.0.pdf", b"licence")
-        dst.writestr("PetImages/README.txt", src.read("PetImages/README.txt"))
-        for cls in ("Cat", "Dog"):
-            for n in range(10):
-                name = f"PetImages/{cls}/{n}.jpg"
-                dst.writestr(name, src.read(name))
         dst.writestr("../evil/escape.jpg", b"x")  # must never be written outside data/raw
     return path
 

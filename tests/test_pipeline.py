@@ -8,10 +8,10 @@ import json
 import os
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import slice_zip
 
 from catdog.profiles import load_profile
 
@@ -50,21 +50,10 @@ def _json(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict:
     return json.loads(done.stdout)
 
 
-SUBSET = range(850)  # photos <n>.jpg of each class the e2e's zip holds (Cat/835.jpg is broken)
-
-
-def subset_zip(full: Path, dest: Path) -> None:
-    """The shared zip's first photos of each class, laid out the same: enough for every smoke
-    split (200 test, 420 labeled, 180 val, 300 pool, 100 held-out). The whole 23,000 would cost
-    the e2e about 40 s of DVC hashing them in `fetch` and decoding them in `prepare`, which the
-    README's quick run measures."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(full) as src, zipfile.ZipFile(dest, "w") as out:
-        for info in src.infolist():
-            parts = info.filename.split("/")
-            stem = parts[2].removesuffix(".jpg") if len(parts) >= 3 else ""
-            if len(parts) < 3 or (stem.isdigit() and int(stem) in SUBSET):
-                out.writestr(info, src.read(info))
+# Photos 0-849 of each class (1,700 with the broken Cat/835.jpg): enough for every smoke split
+# (200 test, 420 labeled, 180 val, 300 pool, 100 held-out). All 23,000 would cost the e2e about
+# 40 s of DVC hashing them in `fetch` and decoding them in `prepare` (docs/running.md).
+E2E_PHOTOS_PER_CLASS = 850
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +61,7 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory, shared_zip: Path) -> Pat
     """The project's files (tracked and new, not ignored) in a fresh git repo beside a ../shared
     that holds the ImageNet weights and a subset of the photos."""
     root = tmp_path_factory.mktemp("e2e")
-    subset_zip(shared_zip, root / "shared" / "data" / shared_zip.name)
+    slice_zip(shared_zip, root / "shared" / "data" / shared_zip.name, E2E_PHOTOS_PER_CLASS)
     (root / "shared" / "torch").symlink_to(shared_zip.parents[1] / "torch")
     copy = root / "catdog"
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
