@@ -42,7 +42,7 @@ run_queue  # one at a time, to the end (scripts/env.sh)
 # new checkout has none of their refs); the sweep reads all of them.
 out="${OUT:-results/tuning/simclr}"
 mkdir -p "$out"
-python -m catdog.experiments >"$out/exp_show-$(git rev-parse --short HEAD).json"
+python -m catdog.experiments | gzip -9 >"$out/exp_show-$(git rev-parse --short HEAD).json.gz"
 saved=()
-for record in "$out"/exp_show*.json; do saved+=(--show-json "$record"); done
+for record in "$out"/exp_show*.json.gz; do saved+=(--show-json "$record"); done
 python -m catdog.simclr_sweep --out "$out" "${saved[@]}" --where "data.size=$size"

@@ -5,6 +5,7 @@ the DVC cache. Checked on a toy DVC project through `dvc exp run`, and on the pr
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -133,6 +134,10 @@ def test_the_saved_record_names_every_baseline_with_experiments(
     record = json.loads(capsys.readouterr().out)
     names = [entry.get("name") for entry, _ in exp_entries(record)]
     assert "lr25" in names  # found under its own baseline, no longer HEAD
+    # kept in results/ gzipped, and read back as it was
+    saved = project / "exp_show.json.gz"
+    saved.write_bytes(gzip.compress(json.dumps(record).encode()))
+    assert exp_show(saved) == record
 
 
 def test_the_projects_metrics_are_the_methods_and_the_teacher_alone() -> None:

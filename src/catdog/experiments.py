@@ -17,6 +17,7 @@ params and metrics, e.g. the workspace and the experiment it came from) are kept
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import json
 import subprocess
 import sys
@@ -333,10 +334,11 @@ def add_records(show: list[dict[str, Any]], root: Path = Path(".")) -> list[dict
 def exp_show(show_json: Path | None = None, args: tuple[str, ...] = (),
              root: Path = Path(".")) -> list[dict[str, Any]]:
     """A `dvc exp show --json` document with each entry's recorded outputs (add_records): the
-    saved one in `show_json`, else DVC's answer now in `root` (with `args`, e.g. ("--rev",
-    sha)); one-line SystemExit when DVC fails."""
+    saved one in `show_json` (gzipped where it ends in .gz), else DVC's answer now in `root`
+    (with `args`, e.g. ("--rev", sha)); one-line SystemExit when DVC fails."""
     if show_json is not None:
-        return json.loads(Path(show_json).read_text())
+        raw = Path(show_json).read_bytes()
+        return json.loads(gzip.decompress(raw) if str(show_json).endswith(".gz") else raw)
     done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", *args],
                           cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
@@ -381,7 +383,9 @@ def baselines(root: Path = Path(".")) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Print `dvc exp show --json` with each entry's recorded outputs, for the experiments of
     every commit that has some (a branch moved on since they were queued) and HEAD: a record
-    that `--show-json` readers (catdog.tuning, catdog.simclr_sweep) read as they read DVC."""
+    that `--show-json` readers (catdog.tuning, catdog.simclr_sweep) read as they read DVC. Kept
+    in results/ gzipped (`| gzip -9 > exp_show.json.gz`): a record repeats every experiment's
+    params, and gzip makes it a seventh of the size."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
