@@ -3,7 +3,7 @@
 state says the same (the per-epoch bar holds the epoch's metrics) at a tenth of the size, and the
 working tree that every device call carries stays small (docs/device.md).
 
-    python -m catdog.console_log results/cpu/run.log     # rewrites it in place
+    python -m catdog.console_log results/cpu/run.log     # rewrites it in place (scripts/cpu-run.sh does)
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+
+from catdog.atomic import save_text
 
 # "desc:  42%|####      | 34/81 [...]": a tqdm bar, named by its description
 BAR = re.compile(r"^(?P<desc>.*?):\s+\d+%\|")
@@ -44,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for log in args.logs:
         before = log.read_bytes()
-        after = strip_progress(before.decode("utf-8", errors="replace")).encode()
-        log.write_bytes(after)
-        print(f"{log}: {len(before):,} -> {len(after):,} bytes")
+        after = strip_progress(before.decode("utf-8", errors="replace"))
+        save_text(log, after)  # atomic: the log is whole, before or after
+        print(f"{log}: {len(before):,} -> {log.stat().st_size:,} bytes")
 
 
 if __name__ == "__main__":
