@@ -1,7 +1,9 @@
 """Console logs kept in results/: a training's log with every tqdm refresh is mostly progress bars
 (results/cpu/run.log: 1.08 MB, of which 0.1 MB is not a bar refresh). Keeping each bar's last
 state says the same (the per-epoch bar holds the epoch's metrics) at a tenth of the size, and the
-working tree that every device call carries stays small (docs/device.md).
+working tree that every device call carries stays small (docs/device.md). Bars written to a file
+now refresh every 30 s at most (catdog.progress_bar), so new logs start small; this trims the
+rest, and the logs written before.
 
     python -m catdog.console_log results/cpu/run.log     # rewrites it in place (scripts/cpu-run.sh does)
 """

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from catdog.cache import INDEX_FILE, Split
 from catdog.images import decode
+from catdog.progress_bar import bar
 
 
 def _decode_ok(args: tuple[str, int]) -> np.ndarray:
@@ -27,9 +27,9 @@ def parallel_map(fn, items: list, desc: str) -> list:
     """fn over items on every core, in order, with a progress bar."""
     workers = max(1, min(len(os.sched_getaffinity(0)), 16))
     if workers == 1 or len(items) < 64:
-        return [fn(x) for x in tqdm(items, desc=desc, unit="img")]
+        return [fn(x) for x in bar(items, desc=desc, unit="img")]
     with ProcessPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=64), total=len(items), desc=desc, unit="img"))
+        return list(bar(pool.map(fn, items, chunksize=64), total=len(items), desc=desc, unit="img"))
 
 
 def decode_many(root: Path, files: list[str], size: int, desc: str) -> torch.Tensor:

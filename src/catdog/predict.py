@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from catdog import CLASSES
 from catdog.atomic import atomic_path
@@ -23,6 +22,7 @@ from catdog.augment import eval_view
 from catdog.device import pick_device
 from catdog.images import BadImage, decode
 from catdog.models import load_model
+from catdog.progress_bar import bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 BATCH_SIZE = 64  # images decoded and classified at a time
@@ -55,7 +55,7 @@ def dog_probabilities(
     net = net.to(device).to(memory_format=torch.channels_last).eval()
     out = []
     starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
+    for start in bar(starts, desc="predict", unit="batch", disable=not progress):
         batch = images[start : start + batch_size].to(device, non_blocking=cuda)
         x = eval_view(batch, image_size).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16) if cuda and bf16 else nullcontext():

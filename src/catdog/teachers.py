@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from catdog import CLASSES
 from catdog.atomic import load_torch_file, save_torch
 from catdog.logistic_head import logistic_to_linear
 from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
+from catdog.progress_bar import bar
 
 if TYPE_CHECKING:  # only the fitted head's types (see catdog.logistic_head)
     from sklearn.linear_model import LogisticRegression
@@ -240,7 +240,7 @@ def batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, ba
     model's device inside fn; the concatenated result comes back as a float32 CPU tensor.
     """
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
+    for start in bar(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
         out.append(fn(images[start:start + batch_size]).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 

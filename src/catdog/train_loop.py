@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from catdog import resume_store
 from catdog.atomic import save_torch
@@ -37,6 +36,7 @@ from catdog.live_log import Logger, open_live
 from catdog.models import student
 from catdog.precision import autocast, choose
 from catdog.precision import name as precision_name
+from catdog.progress_bar import bar
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # the catdog package: the code it runs is fingerprinted
 
@@ -134,7 +134,7 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int = 0) -> Callable[[int
 
 def progress(items: list, desc: str) -> Iterator:
     """Per-epoch step bar (disappears when done)."""
-    return iter(tqdm(items, desc=desc, leave=False, unit="step", file=sys.stderr))
+    return iter(bar(items, desc=desc, leave=False, unit="step"))
 
 
 def loaded_code(root: Path = PACKAGE_DIR) -> list[Path]:
@@ -308,7 +308,7 @@ def train(
             print(f"ignoring {source}: it belongs to other params, inputs or code", file=sys.stderr)
     live = open_live(live_dir)
     _replay(live, state.history)
-    bar = tqdm(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch", file=sys.stderr)
+    epoch_bar = bar(total=epochs, initial=state.epoch, desc=live_dir.name, unit="epoch")
     saved = state.epoch  # last epoch whose checkpoint is on disk
     try:
         while not state.finished and state.epoch < epochs:
@@ -325,17 +325,17 @@ def train(
                 saved = state.epoch
             row = state.history[-1]
             _replay(live, [row])
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
-                             if k != "epoch" and not k.startswith("lr")})
+            epoch_bar.update(1)
+            epoch_bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                                   if k != "epoch" and not k.startswith("lr")})
     except KeyboardInterrupt:
-        bar.close()
+        epoch_bar.close()
         if not checkpoint_every:
             raise SystemExit("interrupted: compute.checkpoint_every is 0, so the next run starts "
                              "again from epoch 1") from None
         done = f"after epoch {saved}, saved in {checkpoint}" if saved else "before a checkpoint was saved"
         raise SystemExit(f"interrupted {done}: run the stage again to resume") from None
-    bar.close()
+    epoch_bar.close()
     resume_store.forget(run_id)
     if keep == "best" and state.best_weights is not None:
         model.load_state_dict(state.best_weights)

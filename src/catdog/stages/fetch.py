@@ -17,10 +17,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from catdog.atomic import save_json
 from catdog.params import load_or_exit
+from catdog.progress_bar import bar
 from catdog.stage_time import StageClock
 
 RAW_DIR = Path("data/raw")
@@ -51,12 +50,12 @@ def download(url: str, dest_dir: Path = DOWNLOAD_DIR) -> Path:
             if have and response.status != 206:  # server ignored the range: start over
                 have = 0
             total = int(response.headers.get("Content-Length", 0)) + have
-            with part.open("ab" if have else "wb") as out, tqdm(
+            with part.open("ab" if have else "wb") as out, bar(
                 total=total or None, initial=have, unit="B", unit_scale=True, desc="download"
-            ) as bar:
+            ) as download:
                 while block := response.read(CHUNK):
                     out.write(block)
-                    bar.update(len(block))
+                    download.update(len(block))
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise SystemExit(
@@ -74,7 +73,7 @@ def extract_zip(archive: Path, dest: Path) -> int:
     count = 0
     with zipfile.ZipFile(archive) as zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
-        for member in tqdm(members, desc="extract", unit="file"):
+        for member in bar(members, desc="extract", unit="file"):
             parts = Path(member.filename).parts
             if len(parts) < 2 or parts[-2] not in CLASS_DIRS or ".." in parts:
                 continue  # skip readmes, licences, and anything trying to escape dest
