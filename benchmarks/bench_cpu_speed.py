@@ -41,7 +41,6 @@ from catdog.train_loop import choose_precision
 
 ROOT = Path(__file__).resolve().parent
 CPU = torch.device("cpu")
-KD_CFG = {"image_size": 64, "temperature": 4.0, "alpha": 0.9}  # cpu profile's distill.*
 PROFILE_POOLS = (10_000, 6_000, 3_000)  # the cpu profile's pool sizes
 LABELED = 420  # labeled images, also distilled
 
@@ -61,6 +60,8 @@ def place(model: nn.Module, after: bool) -> nn.Module:
 
 
 def kd_step(images: torch.Tensor, after: bool) -> Callable[[], None]:
+    from bench_throughput import kd_config  # same folder
+    cfg = kd_config("cpu", 3000)  # the cpu profile's KD at the 3k pool
     net = place(student(), after)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     gen = torch.Generator().manual_seed(0)
@@ -68,7 +69,7 @@ def kd_step(images: torch.Tensor, after: bool) -> Callable[[], None]:
     labels[:8] = 1
 
     def step() -> None:
-        loss = distill_loss(net, None, images, labels, targets, KD_CFG, gen)  # type: ignore[arg-type]
+        loss = distill_loss(net, None, images, labels, targets, cfg, gen)  # type: ignore[arg-type]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

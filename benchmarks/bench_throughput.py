@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
@@ -44,6 +45,7 @@ from catdog.device import pick_device
 from catdog.distillation import distill_loss
 from catdog.models import FEATURE_DIM, encoder, student
 from catdog.predict import dog_probabilities
+from catdog.profiles import load_profile, params_for
 from catdog.simclr import simclr_loss
 from catdog.teachers import Teacher, to_device
 from catdog.train_loop import autocast, optimize, prepare_model
@@ -55,7 +57,6 @@ SOURCE_SIZE = 180  # side of the uint8 cache images (the pipeline's default data
 PROJ_DIM = 128  # SimCLR projection output dimension (params.yaml pretrain.proj_dim)
 TEMPERATURE = 0.2  # NT-Xent temperature (pretrain.temperature)
 SGD_LR = 0.3  # SimCLR SGD learning rate (pretrain.lr); speed does not depend on it
-KD_CFG = {"image_size": 128, "temperature": 4.0, "alpha": 0.9}  # distill.* (size set by --size)
 ADAMW_LR, ADAMW_WD = 0.002, 0.05  # distill.lr, distill.weight_decay
 TEACHER_ARCH, TEACHER_SIZE = "efficientnet_lite2", 224  # online teacher and its input side
 PREFETCH = 2  # DataLoader batches prefetched per worker (torch's default)
@@ -63,6 +64,16 @@ DEFAULTS = {  # (batch, size, steps, warmup) per device type: CPU defaults finis
     "cpu": (64, 64, 10, 2),
     "cuda": (512, 128, 40, 10),
 }
+
+
+def kd_config(profile: str | None = None, size: int | None = None) -> dict:
+    """distill.* as a run reads it: params.yaml, with `profile`'s overrides at pool `size` on top
+    (read, not copied, so the benchmark follows every new KD param)."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if profile:
+        base = params_for(load_profile(profile, base=ROOT / "params.yaml", root=ROOT / "profiles"),
+                          size, base)
+    return base["distill"]
 
 
 def device_name(device: torch.device) -> str:
@@ -261,7 +272,7 @@ def main() -> None:
     results["simclr (baseline)"] = bench_baseline(cache, args, device, criterion)
 
     # 2. KD step, cached and online teacher (head left at zeros: speed does not depend on it).
-    cfg = KD_CFG | {"image_size": args.size}
+    cfg = kd_config() | {"image_size": args.size}
     teacher = to_device(Teacher(TEACHER_ARCH, TEACHER_SIZE), device)
     labels = torch.where(torch.rand(len(images), generator=gen, device=device) < 0.1,
                          torch.randint(2, (len(images),), generator=gen, device=device), -1)
