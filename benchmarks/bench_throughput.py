@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
@@ -44,6 +43,7 @@ from catdog.bare_step import seconds_per_step
 from catdog.device import pick_device
 from catdog.distillation import distill_loss
 from catdog.models import FEATURE_DIM, encoder, student
+from catdog.params import load_params
 from catdog.predict import dog_probabilities
 from catdog.profiles import load_profile, params_for
 from catdog.simclr import simclr_loss
@@ -69,7 +69,7 @@ DEFAULTS = {  # (batch, size, steps, warmup) per device type: CPU defaults finis
 def kd_config(profile: str | None = None, size: int | None = None) -> dict:
     """distill.* as a run reads it: params.yaml, with `profile`'s overrides at pool `size` on top
     (read, not copied, so the benchmark follows every new KD param)."""
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = load_params(ROOT / "params.yaml")
     if profile:
         base = params_for(load_profile(profile, base=ROOT / "params.yaml", root=ROOT / "profiles"),
                           size, base)
