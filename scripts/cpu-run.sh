@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The reference comparison on a 2-core CPU (profiles/cpu.yaml): teacher, SimCLR + fine-tune, KD,
-# and the scratch and ImageNet baselines at pool sizes 10k / 6k / 3k, one seed, into results/cpu/
-# (report.md, summary.csv, runs/, the plot, run.log). About 3 hours per seed on an idle 2-core machine
-# (summed from stage times: results/cpu/README.md, "Time per seed"); start it
+# and the scratch and ImageNet baselines at pool sizes 10k / 6k / 3k, one seed, into results/cpu-150/
+# (report.md, summary.csv, runs/, the plot, run.log). About 145 minutes per seed on an idle 2-core
+# AVX512 EPYC (summed from stage times: results/cpu/README.md, "Time per seed"; results/cpu holds
+# the runs of the recipe before the budget's cuts, OUT_DIR=results/cpu); start it
 # again after an interruption and it goes on where it stopped (finished sizes are skipped, a
 # stage cut mid-way resumes from its last epoch). Extra arguments go to every `dvc exp run`.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"  # install; PATH, TORCH_HOME, $source
-out="${OUT_DIR:-results/cpu}"
+out="${OUT_DIR:-results/cpu-150}"
 mkdir -p "$out"
 # the console log goes to $out/run.log too, each progress bar cut to its last state at the end
 PROFILE=cpu SIZES="${SIZES:-10000 6000 3000}" SEEDS="${SEEDS:-0}" OUT_DIR="$out" \

@@ -45,6 +45,11 @@ def test_cpu_profile_runs_the_reference_methods_at_three_sizes(base: Path) -> No
                           "evaluate@imagenet", "featuremaps@imagenet", "representation_bounds"]
     overrides = run_args(profile, 3000, targets=False)  # a val-only sweep names its own stages
     assert overrides == args[:-12] and overrides[::2] == ["-S"] * (len(overrides) // 2)
+    # the budget's cut: SimCLR from ImageNet at the 3k pool only, so not among 10k's targets
+    assert "evaluate@simclr_imagenet" not in run_args(profile, 10000)
+    assert "simclr_imagenet" not in profile.methods_at(6000)
+    assert "pretrain_imagenet" not in profile.stages(10000) <= profile.stages(3000)
+    assert "methods=" not in " ".join(run_args(profile, 10000))  # a profile key, not a param
 
 
 def test_h200_profile_is_the_cpu_recipe_but_for_its_held_out_images(base: Path) -> None:
@@ -61,6 +66,7 @@ def test_h200_profile_is_the_cpu_recipe_but_for_its_held_out_images(base: Path) 
     ({"params": {"distill.alpha": 2.0}}, "distill.alpha=2.0 is out of range"),
     ({"sizes": {3000: {"data.max_size": 2000}}}, r"\(size 3000\): data.size=3000 exceeds data.max_size"),
     ({"methods": ["kd", "mae"]}, r"unknown method\(s\) \['mae'\]"),
+    ({"sizes": {3000: {"methods": ["kd", "mea"]}}}, r"unknown method\(s\) \['mea'\]"),
     ({"param": {}}, r"unknown section\(s\) \['param'\]"),
 ])
 def test_bad_profiles_are_refused_before_anything_runs(doc: dict, message: str, base: Path,
@@ -92,6 +98,30 @@ def test_snapshot_keeps_only_the_profile_methods_and_stages(base: Path, tmp_path
     assert sorted(p.stem for p in (out / "metrics/time").glob("*.json")) == [
         "distill-kd", "evaluate-kd", "fetch", "teacher", "teacher_logits", "teacher_score"]
     assert (out / "params.yaml").is_file() and not (tmp_path / "out/run.tmp").exists()
+
+
+def test_snapshot_keeps_the_methods_of_its_own_pool_size(base: Path, tmp_path: Path) -> None:
+    """A size with its own `methods` (the cpu profile's SimCLR from ImageNet at 3k only): the
+    snapshot of a run at that size takes its metrics, not the profile's other methods' stale ones."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/cut.yaml").write_text(yaml.safe_dump(
+        {"methods": ["teacher", "kd", "simclr_imagenet"], "sizes": {3000: {}, 6000: {
+            "methods": ["teacher", "kd"]}}}))
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    (tmp_path / "metrics/time").mkdir(parents=True)
+    for name in ("teacher", "kd", "simclr_imagenet"):  # simclr_imagenet: left by a 3k run
+        (tmp_path / f"metrics/{name}.json").write_text(json.dumps({"accuracy": 0.5}))
+    for stage in ("distill-kd", "pretrain_imagenet"):
+        (tmp_path / f"metrics/time/{stage}.json").write_text(json.dumps({"seconds": 1.0}))
+    profile = load_profile("cut", base=base, root=tmp_path / "profiles")
+    for size, methods in ((6000, ["kd", "teacher"]), (3000, ["kd", "simclr_imagenet", "teacher"])):
+        params = committed_params()
+        params["data"]["size"] = size
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        snapshot(profile, tmp_path / f"out/{size}", root=tmp_path)
+        assert sorted(p.stem for p in (tmp_path / f"out/{size}/metrics").glob("*.json")) == methods
+        times = sorted(p.stem for p in (tmp_path / f"out/{size}/metrics/time").glob("*.json"))
+        assert times == (["distill-kd"] if size == 6000 else ["distill-kd", "pretrain_imagenet"])
 
 
 def test_snapshot_of_an_experiment_reads_git_and_the_dvc_cache(base: Path, tmp_path: Path) -> None:

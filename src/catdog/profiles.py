@@ -2,7 +2,8 @@
 
 A profile file holds
   params:  {key: value}          overrides for every run (dotted keys, as `dvc exp run -S`)
-  sizes:   {size: {key: value}}  extra overrides for one pool size (optional)
+  sizes:   {size: {key: value}}  extra overrides for one pool size (optional); a size's own
+                                 `methods: [...]` replaces the profile's list at that size
   methods: [teacher, kd, ...]    the models to train and score (optional; default: all stages)
 Every override is validated against the params schema before anything runs.
 
@@ -41,6 +42,11 @@ class Profile:
     params: dict[str, Any]
     sizes: dict[int, dict[str, Any]] = field(default_factory=dict)
     methods: list[str] | None = None
+    size_methods: dict[int, list[str]] = field(default_factory=dict)  # a size's own methods
+
+    def methods_at(self, size: int | None = None) -> list[str] | None:
+        """The methods a run at pool `size` trains and scores (None: every stage)."""
+        return self.size_methods.get(size, self.methods) if size is not None else self.methods
 
     def overrides(self, size: int | None = None) -> dict[str, Any]:
         """The profile's overrides for a run at pool `size` (its `sizes` entry on top)."""
@@ -50,20 +56,21 @@ class Profile:
             out["data.size"] = size
         return out
 
-    def targets(self) -> list[str]:
+    def targets(self, size: int | None = None) -> list[str]:
         """`dvc exp run` targets: the stages that score each method (all stages when unset)."""
-        if self.methods is None:
+        methods = self.methods_at(size)
+        if methods is None:
             return []
         out: list[str] = []
-        for m in self.methods:
+        for m in methods:
             out += ["teacher_score"] if m == "teacher" else [f"evaluate@{m}", f"featuremaps@{m}"]
-        if any(m.startswith("simclr") for m in self.methods):
+        if any(m.startswith("simclr") for m in methods):
             out.append("representation_bounds")  # the floor and ceiling beside SimCLR's score
         return out
 
-    def stages(self) -> set[str]:
-        """Every stage a run of this profile executes (for its wall-time files)."""
-        methods = self.methods or list(METHOD_STAGES)
+    def stages(self, size: int | None = None) -> set[str]:
+        """Every stage a run of this profile at pool `size` executes (for its wall-time files)."""
+        methods = self.methods_at(size) or list(METHOD_STAGES)
         out = set(DATA_STAGES)
         for m in methods:
             out.update(METHOD_STAGES.get(m, ()))
@@ -93,10 +100,13 @@ def load_profile(name: str, base: Path = PARAMS_FILE, root: Path = PROFILES_DIR)
     if unknown:
         raise SystemExit(f"error: {path}: unknown section(s) {sorted(unknown)}; "
                          "allowed: params, sizes, methods")
-    profile = Profile(name=path.stem, params=dict(doc.get("params") or {}),
-                      sizes={int(k): dict(v or {}) for k, v in (doc.get("sizes") or {}).items()},
-                      methods=doc.get("methods"))
-    bad = [m for m in profile.methods or [] if m not in METHOD_STAGES]
+    sizes = {int(k): dict(v or {}) for k, v in (doc.get("sizes") or {}).items()}
+    size_methods = {size: list(entry.pop("methods")) for size, entry in sizes.items()
+                    if "methods" in entry}
+    profile = Profile(name=path.stem, params=dict(doc.get("params") or {}), sizes=sizes,
+                      methods=doc.get("methods"), size_methods=size_methods)
+    bad = [m for methods in [profile.methods, *size_methods.values()] for m in methods or []
+           if m not in METHOD_STAGES]
     if bad:
         raise SystemExit(f"error: {path}: unknown method(s) {bad}; known: {', '.join(METHOD_STAGES)}")
     tree = read_yaml(Path(base).read_text())
@@ -130,7 +140,7 @@ def run_args(profile: Profile, size: int | None, targets: bool = True) -> list[s
     args = []
     for key, value in profile.overrides(size).items():
         args += ["-S", f"{key}={value}"]
-    return args + (profile.targets() if targets else [])
+    return args + (profile.targets(size) if targets else [])
 
 
 def snapshot(profile: Profile, dest: Path, root: Path = Path("."), rev: str = "workspace") -> None:
@@ -142,17 +152,19 @@ def snapshot(profile: Profile, dest: Path, root: Path = Path("."), rev: str = "w
         rev = exp_ref(root, rev)
         if read_at(root, rev, "") is None:  # not a tree git knows
             raise SystemExit(f"error: no commit or DVC experiment named {named} (under {root})")
-    methods = profile.methods or list(METHOD_STAGES)
-    names = ["params.yaml", "dvc.lock", *(f"metrics/{m}.json" for m in methods),
-             *(f"metrics/time/{stage}.json" for stage in sorted(profile.stages())),
+    lock_text = read_output(root, rev, "dvc.lock")  # read once: it locates every cached output
+    params_text = read_output(root, rev, "params.yaml", lock_text)
+    for name, text in (("params.yaml", params_text), ("dvc.lock", lock_text)):
+        if text is None:
+            raise SystemExit(f"error: no {name} in {rev} (under {root})")
+    size = flatten(read_yaml(params_text) or {}).get("data.size")
+    methods = profile.methods_at(size) or list(METHOD_STAGES)
+    names = [*(f"metrics/{m}.json" for m in methods),
+             *(f"metrics/time/{stage}.json" for stage in sorted(profile.stages(size))),
              # representation scores of its pretrainings, and the floor and ceiling beside them
              *(f"metrics/representation/{name}.json" for name in [*methods, "bounds"])]
-    lock_text = read_output(root, rev, "dvc.lock")  # read once: it locates every cached output
-    files = {name: lock_text if name == "dvc.lock" else read_output(root, rev, name, lock_text)
-             for name in names}
-    for name in ("params.yaml", "dvc.lock"):
-        if files[name] is None:
-            raise SystemExit(f"error: no {name} in {rev} (under {root})")
+    files = {"params.yaml": params_text, "dvc.lock": lock_text,
+             **{name: read_output(root, rev, name, lock_text) for name in names}}
     # the lock of the stages this run ran: a run of some stages (or methods) also holds its
     # baseline's entries of the others, made with other params, which readers would take for its own
     lock = read_yaml(files["dvc.lock"]) or {}
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             unknown = sorted(set(args.methods) - set(profile.methods or METHOD_STAGES))
             if unknown:
                 raise SystemExit(f"error: profile {profile.name} has no method {', '.join(unknown)}")
-            profile = replace(profile, methods=args.methods)
+            profile = replace(profile, methods=args.methods, size_methods={})
         snapshot(profile, args.dest, rev=args.rev)
     else:
         changes = recipe_changes(profile, args.size, args.dest, committed_params_text(),
