@@ -46,7 +46,7 @@ class Profile:
 
     def methods_at(self, size: int | None = None) -> list[str] | None:
         """The methods a run at pool `size` trains and scores (None: every stage)."""
-        return self.size_methods.get(size, self.methods) if size is not None else self.methods
+        return self.size_methods.get(size, self.methods)  # size None: no size has its own
 
     def overrides(self, size: int | None = None) -> dict[str, Any]:
         """The profile's overrides for a run at pool `size` (its `sizes` entry on top)."""
