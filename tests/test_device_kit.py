@@ -83,3 +83,15 @@ def test_an_oversized_call_is_refused_and_no_kit_is_left(prep: tuple[Path, Path]
     with pytest.raises(SystemExit, match=r"call2 would carry .* MiB .* over 40 MiB"):
         build(REPO / "profiles/h200.yaml", base, folder, tmp_path / "kit", REPO, [], limit=40 * 2**20)
     assert not (tmp_path / "kit/call2").exists()
+
+
+def test_a_profile_with_a_size_of_its_own_methods_is_refused(tmp_path: Path) -> None:
+    doc = yaml.safe_load((REPO / "profiles/h200.yaml").read_text())
+    doc["sizes"][3000]["methods"] = ["teacher", "kd"]  # the device run would train every method
+    profile = tmp_path / "h200-cut.yaml"
+    profile.write_text(yaml.safe_dump(doc))
+    base = tmp_path / "params.yaml"
+    base.write_text(yaml.safe_dump(committed_params()))
+    with pytest.raises(SystemExit, match=r"sizes \[3000\] have their own methods"):
+        build(profile, base, tmp_path / "prep", tmp_path / "kit", REPO, [])
+    assert not (tmp_path / "kit").exists()

@@ -144,3 +144,29 @@ def test_feature_distillation_trains_an_adapter_on_teacher_maps(workspace: Path,
     assert checkpoint["model"]["adapter.weight"].shape == (1280, 1280, 1, 1)
     _, meta = load_model("models/kd.pt")  # the model file holds the student alone
     assert meta["method"] == "kd"
+
+
+def test_bn_calibration_changes_the_statistics_and_never_the_training(workspace: Path) -> None:
+    from catdog.stages import distill
+
+    teacher = Teacher("efficientnet_lite2", 64)
+    save_teacher("models/teacher.pt", teacher)
+    pool, labeled = load_split("pool"), load_split("labeled")
+    save_logits(LOGITS_FILE, labeled.files + pool.files, teacher(torch.cat([labeled.images, pool.images])),
+                "fp32")
+    _set(workspace / "params.yaml", "distill", eval_size=48, epochs=1)
+    runs = {}
+    for n in (0, 16):
+        _set(workspace / "params.yaml", "distill", bn_calibration=n)
+        distill.main(["scratch"])  # other params: the last run's checkpoint is not resumed
+        runs[n] = torch.load(workspace / "checkpoints/distill-kd.pt", weights_only=False)
+    plain, calibrated = (runs[n]["model"] for n in (0, 16))
+    assert plain.keys() == calibrated.keys()
+    stats = [k for k in plain if k.endswith(("running_mean", "running_var"))]
+    # the same training, step for step: weights and training loss alike
+    assert all(torch.equal(plain[k], calibrated[k]) for k in plain
+               if k not in stats and not k.endswith("num_batches_tracked"))
+    assert ([row["train/loss"] for row in runs[0]["state"].history]
+            == [row["train/loss"] for row in runs[16]["state"].history])
+    # only the BN statistics differ: re-estimated on whole images at 48 px, not the 32 px crops
+    assert all(not torch.equal(plain[k], calibrated[k]) for k in stats)

@@ -189,6 +189,9 @@ def build(profile_path: Path, base: Path, prep: Path, out: Path, repo: Path,
     returns each call's bytes, the working tree at `repo` included. SystemExit (and no kit written)
     when a call would exceed `limit`."""
     profile = load_profile(str(profile_path), base=base)
+    if profile.size_methods:  # the device run trains one list of methods at every size
+        raise SystemExit(f"error: {profile_path}: sizes {sorted(profile.size_methods)} have their own "
+                         "methods, which the device kit cannot run; list methods once, for every size")
     base_text = base.read_text()
     sizes = sizes_of(profile, read_yaml(base_text))
     checked = check_prep(prep, run_params(profile, base_text, sizes[0]))

@@ -150,6 +150,7 @@ SCHEMA: dict[str, Spec] = {
     "distill.patience": _int(1, 10_000),
     "distill.image_size": _PX,
     "distill.eval_size": _EVAL_PX,
+    "distill.bn_calibration": _int(0, 100_000),
     "distill.optimizer": _choice("adamw", "sgd"),
     "distill.teacher_mode": _choice("cached", "online", "crops"),
     "distill.feature_weight": _float(0.0, 1000.0),

@@ -13,6 +13,7 @@ from torch import nn
 
 from catdog.atomic import save_json
 from catdog.augment import eval_view
+from catdog.bn_calibration import recalibrate_bn
 from catdog.cache import HELDOUT_FILE, Split, load_split
 from catdog.device import fused
 from catdog.models import save_model
@@ -84,14 +85,24 @@ def train_student(net: nn.Module, optimizer: torch.optim.Optimizer,
                   train_epoch: Callable[[int], dict[str, float]], val: Split, cfg: dict,
                   device: torch.device, *, stage: str, method: str, init: str,
                   inputs: list[Path], trained: nn.Module | None = None,
-                  checkpoint_every: int = 1) -> Result:
+                  checkpoint_every: int = 1, calibration: torch.Tensor | None = None) -> Result:
     """Train with early stopping on val, then write models/<method>.pt and .json.
 
     `trained` is what the optimizer updates and the checkpoint holds, when it is more than `net`
-    (e.g. net plus a distillation adapter); only `net` is scored and saved as the model."""
+    (e.g. net plus a distillation adapter); only `net` is scored and saved as the model.
+    With cfg["bn_calibration"] > 0, that many of the `calibration` images (uint8, the training
+    images) re-estimate the BN statistics at the val side before each val (catdog.bn_calibration)."""
     size = cfg["eval_size"] or cfg["image_size"]  # whole-image side at val (and test)
+    n_calibration = cfg["bn_calibration"] if calibration is not None else 0
+
+    def validate(epoch: int) -> dict[str, float]:
+        if n_calibration:
+            recalibrate_bn(net, calibration, size, n_calibration, seed=cfg.get("seed", 0) * 100_003 + epoch,
+                           device=device)
+        return val_scores(net, val.images, val.labels, size, device)
+
     result = train(trained if trained is not None else net, optimizer, scheduler, generator, train_epoch,
-                   lambda epoch: val_scores(net, val.images, val.labels, size, device),
+                   validate,
                    epochs=cfg["epochs"], monitor="val/score", patience=cfg["patience"],
                    checkpoint=Path(f"checkpoints/{stage}-{method}.pt"),
                    live_dir=Path(f"dvclive/{stage}-{method}"),

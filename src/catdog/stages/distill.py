@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     inputs += [CROPS_FILE] if image_energies is not None or image_features is not None else []
     result = train_student(net, optimizer, scheduler, generator, train_epoch, val, {**cfg, "seed": seed},
                            device, stage="distill", method=method, init=args.init, inputs=inputs,
-                           trained=trained, checkpoint_every=params["compute"]["checkpoint_every"])
+                           trained=trained, checkpoint_every=params["compute"]["checkpoint_every"],
+                           calibration=images)
     clock.save(carried=result.resumed_seconds)
 
 
