@@ -2,7 +2,7 @@
 # The reference comparison on a 2-core CPU (profiles/cpu.yaml): teacher, SimCLR + fine-tune, KD,
 # and the scratch and ImageNet baselines at pool sizes 10k / 6k / 3k, one seed, into results/cpu-150/
 # (report.md, summary.csv, runs/, the plot, run.log). About 145 minutes per seed on an idle 2-core
-# AVX512 EPYC (summed from stage times: results/cpu/README.md, "Time per seed"), about 199 on
+# AVX512 EPYC (summed from stage times: results/cpu/README.md, "Time per seed"), 194 on
 # an Intel Xeon with AMX (timed: results/cpu-150/README.md); results/cpu holds
 # the runs of the recipe before the budget's cuts, OUT_DIR=results/cpu); start it
 # again after an interruption and it goes on where it stopped (finished sizes are skipped, a
