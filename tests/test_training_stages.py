@@ -30,6 +30,16 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_zip: Path)
     return tmp_path
 
 
+def save_teacher_and_logits() -> None:
+    """A 64 px EfficientNet-Lite2 teacher and its cached logits of the labeled and pool images,
+    as the teacher and teacher_logits stages leave them."""
+    teacher = Teacher("efficientnet_lite2", 64)
+    save_teacher("models/teacher.pt", teacher)
+    pool, labeled = load_split("pool"), load_split("labeled")
+    save_logits(LOGITS_FILE, labeled.files + pool.files, teacher(torch.cat([labeled.images, pool.images])),
+                "fp32")
+
+
 def _set(path: Path, group: str, **values: object) -> None:
     params = yaml.safe_load(path.read_text())
     params[group].update(values)
@@ -88,11 +98,7 @@ def test_distill_asks_the_teacher_as_configured(workspace: Path, mode: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from catdog.stages import distill
 
-    teacher = Teacher("efficientnet_lite2", 64)
-    save_teacher("models/teacher.pt", teacher)
-    pool, labeled = load_split("pool"), load_split("labeled")
-    save_logits(LOGITS_FILE, labeled.files + pool.files, teacher(torch.cat([labeled.images, pool.images])),
-                "fp32")
+    save_teacher_and_logits()
     _set(workspace / "params.yaml", "distill", teacher_mode=mode)
     calls = {"whole": 0, "crops": 0}
     whole, crops = Teacher.forward, Teacher.forward01_with_map
@@ -149,11 +155,7 @@ def test_feature_distillation_trains_an_adapter_on_teacher_maps(workspace: Path,
 def test_bn_calibration_changes_the_statistics_and_never_the_training(workspace: Path) -> None:
     from catdog.stages import distill
 
-    teacher = Teacher("efficientnet_lite2", 64)
-    save_teacher("models/teacher.pt", teacher)
-    pool, labeled = load_split("pool"), load_split("labeled")
-    save_logits(LOGITS_FILE, labeled.files + pool.files, teacher(torch.cat([labeled.images, pool.images])),
-                "fp32")
+    save_teacher_and_logits()
     _set(workspace / "params.yaml", "distill", eval_size=48, epochs=1)
     runs = {}
     for n in (0, 16):
